@@ -71,7 +71,7 @@ fn decode_hex(text: &str, out: &mut [u8]) -> Result<usize, KeyError> {
 }
 
 macro_rules! secret_key {
-    ($(#[$doc:meta])* $name:ident, max = $max:literal, lengths = [$($len:literal),+], what = $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, max = $max:literal, lengths = [$($len:literal),+]) => {
         $(#[$doc])*
         #[derive(Clone, Zeroize, ZeroizeOnDrop)]
         pub struct $name {
@@ -129,6 +129,14 @@ macro_rules! secret_key {
             }
         }
 
+        impl core::str::FromStr for $name {
+            type Err = KeyError;
+            /// Hex digits, as [`Self::from_hex`].
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::from_hex(s)
+            }
+        }
+
         impl ConstantTimeEq for $name {
             fn ct_eq(&self, other: &Self) -> subtle::Choice {
                 self.len.ct_eq(&other.len) & self.bytes.ct_eq(&other.bytes)
@@ -156,12 +164,12 @@ secret_key!(
     /// A decoder key: 64 bits for EA07 and EA09, 128 bits for EA11.
     ///
     /// Derived per meter from a vending key (see [`crate::dkga`]), or given directly.
-    DecoderKey, max = 16, lengths = [8, 16], what = "decoder key"
+    DecoderKey, max = 16, lengths = [8, 16]
 );
 
 secret_key!(
     /// A vending key: 64 bits (DKGA01/02), 128 bits (DKGA03, two DES keys) or 160 bits (DKGA04).
-    VendingKey, max = 20, lengths = [8, 16, 20], what = "vending key"
+    VendingKey, max = 20, lengths = [8, 16, 20]
 );
 
 impl DecoderKey {
