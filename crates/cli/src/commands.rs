@@ -1,0 +1,25 @@
+//! One module per subcommand.
+
+mod bench;
+mod conformance;
+mod decode;
+mod derive;
+mod issue;
+mod key_change;
+
+use crate::{
+    Outcome,
+    args::{Cli, Command},
+};
+
+/// Runs the parsed command line.
+pub(crate) fn run(cli: &Cli) -> Outcome {
+    match &cli.command {
+        Command::DeriveKey(args) => derive::run(args, cli.json),
+        Command::Issue(command) => issue::run(command, cli.json),
+        Command::KeyChange(args) => key_change::run(args, cli.json),
+        Command::Decode(args) => decode::run(args, cli.json),
+        Command::Conformance(args) => conformance::run(args, cli.json),
+        Command::Bench(args) => bench::run(args, cli.json),
+    }
+}
