@@ -1,5 +1,7 @@
 //! The `sts` binary end to end: stdout, stderr and exit codes, against STS 531 vectors.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers fail loudly
+
 use std::path::PathBuf;
 
 use assert_cmd::Command;
