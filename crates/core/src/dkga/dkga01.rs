@@ -62,3 +62,55 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod derive_tests {
+    use super::*;
+    use crate::{BaseDate, KeyDerivationAlgorithm, KeyType, VendingKey, derive_decoder_key};
+
+    fn meter() -> MeterDescription {
+        MeterDescription {
+            pan: "600727000000000009".parse().unwrap(),
+            supply_group: "123456".parse().unwrap(),
+            tariff_index: "01".parse().unwrap(),
+            key_revision: "1".parse().unwrap(),
+            key_type: KeyType::Unique,
+            base_date: BaseDate::Y1993,
+            algorithm: EncryptionAlgorithm::Sta,
+            derivation: KeyDerivationAlgorithm::Dkga01,
+        }
+    }
+
+    /// The roles are swapped against DKGA02: X (PANBlock ^ CONTROLBlock = 2151356011FFFFFF for
+    /// the worked example) is the DES key and the parity-adjusted vending key the data.
+    #[test]
+    fn follows_the_published_description() {
+        let vk = VendingKey::from_hex("ABABABABABABABAB").unwrap();
+        let dk = derive_decoder_key(&vk, &meter()).unwrap();
+        let x = 0x2151_3560_11FF_FFFFu64.to_be_bytes();
+        let expected = des_encrypt(&x, 0xABAB_ABAB_ABAB_ABAB) ^ 0xABAB_ABAB_ABAB_ABAB;
+        assert_eq!(dk, DecoderKey::from_u64(expected));
+        assert_ne!(
+            dk,
+            DecoderKey::from_hex("E653341F9D5BF36F").unwrap(),
+            "must differ from DKGA02"
+        );
+        // A vending key with a parity error gives the same key: the parity bits are fixed first.
+        let even = VendingKey::from_hex("AAABABABABABABAB").unwrap();
+        assert_eq!(derive_decoder_key(&even, &meter()).unwrap(), dk);
+    }
+
+    #[test]
+    fn applies_only_to_early_meters() {
+        let vk = VendingKey::from_hex("ABABABABABABABAB").unwrap();
+        let mut m = meter();
+        m.key_revision = "2".parse().unwrap();
+        assert_eq!(derive_decoder_key(&vk, &m), Err(DeriveError::NotApplicable));
+        let mut m = meter();
+        m.pan = "000001000000000082".parse().unwrap();
+        assert_eq!(derive_decoder_key(&vk, &m), Err(DeriveError::NotApplicable));
+        let mut m = meter();
+        m.algorithm = EncryptionAlgorithm::Des;
+        assert_eq!(derive_decoder_key(&vk, &m), Err(DeriveError::NotApplicable));
+    }
+}

@@ -28,3 +28,41 @@ impl Dkga03 {
         DecoderKey::from_u64(u64::from_be_bytes(block.into()) ^ x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        BaseDate, DecoderKey, EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType,
+        MeterDescription, VendingKey, derive_decoder_key,
+    };
+
+    fn meter(derivation: KeyDerivationAlgorithm) -> MeterDescription {
+        MeterDescription {
+            pan: "600727000000000009".parse().unwrap(),
+            supply_group: "123456".parse().unwrap(),
+            tariff_index: "01".parse().unwrap(),
+            key_revision: "1".parse().unwrap(),
+            key_type: KeyType::Unique,
+            base_date: BaseDate::Y1993,
+            algorithm: EncryptionAlgorithm::Sta,
+            derivation,
+        }
+    }
+
+    /// With both halves equal, EDE2 is single DES, so DKGA03(K|K) = DES_K(X) ^ X, which is
+    /// DKGA02(K) ^ K. Checked on the DKGA02 worked example (STS-detail.md 11.1).
+    #[test]
+    fn equal_halves_reduce_to_dkga02() {
+        let doubled = VendingKey::from_hex("ABABABABABABABAB ABABABABABABABAB").unwrap();
+        let dk03 = derive_decoder_key(&doubled, &meter(KeyDerivationAlgorithm::Dkga03)).unwrap();
+        // E653341F9D5BF36F ^ ABABABABABABABAB
+        assert_eq!(dk03, DecoderKey::from_hex("4DF89FB436F058C4").unwrap());
+    }
+
+    #[test]
+    fn distinct_halves_differ() {
+        let vk = VendingKey::from_hex("ABABABABABABABAB 9494949494949494").unwrap();
+        let dk03 = derive_decoder_key(&vk, &meter(KeyDerivationAlgorithm::Dkga03)).unwrap();
+        assert_ne!(dk03, DecoderKey::from_hex("4DF89FB436F058C4").unwrap());
+    }
+}
