@@ -306,6 +306,10 @@ pub enum EncodeError {
     Field(TokenField),
     /// Classes 0 and 2 are encrypted: a decoder key is needed.
     KeyRequired,
+    /// A key change's new key is not as wide as the meter's current key. A meter's encryption
+    /// algorithm is fixed, so its new key has the same width (64 bits for EA07 and EA09, 128
+    /// for EA11); the 2/8 section's layout depends on it (STS.md section 5).
+    KeyWidth,
 }
 
 impl fmt::Display for EncodeError {
@@ -313,6 +317,9 @@ impl fmt::Display for EncodeError {
         match self {
             Self::Field(field) => write!(f, "{field} out of range"),
             Self::KeyRequired => f.write_str("this token is encrypted: a decoder key is needed"),
+            Self::KeyWidth => f.write_str(
+                "the new key must be as wide as the current one (64 bits for EA07/EA09, 128 for EA11)",
+            ),
         }
     }
 }

@@ -225,8 +225,12 @@ impl KeyChange {
     /// Encrypts the set with the meter's current key.
     ///
     /// # Errors
-    /// Never for a well-formed change; kept for symmetry with [`Token::encode`].
+    /// [`EncodeError::KeyWidth`] when the new key's width differs from the current key's:
+    /// a key change keeps the meter's encryption algorithm.
     pub fn encode(&self, current: &TokenCipher) -> Result<KeyChangeSet, EncodeError> {
+        if self.key.expose_secret().len() != current.algorithm().key_len() {
+            return Err(EncodeError::KeyWidth);
+        }
         let mut tokens = [None; 4];
         for (slot, section) in tokens.iter_mut().zip(self.sections()) {
             if let Some(section) = section {
