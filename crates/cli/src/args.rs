@@ -57,6 +57,83 @@ pub(crate) enum Command {
     Conformance(ConformanceArgs),
     /// Measure tokens per second on one core.
     Bench(BenchArgs),
+    /// Simulate a meter: create one, enter tokens, show its state and history.
+    ///
+    /// The state lives in a JSON file written atomically (the previous version is kept as
+    /// FILE.prev). Its decoder key is sealed under a state key from --state-key-file or
+    /// STS_METER_STATE_KEY; registers and history stay readable without it.
+    #[command(subcommand)]
+    Meter(MeterCommand),
+}
+
+/// Where the key sealing a meter state file comes from.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct StateKeyArgs {
+    /// File holding the state key (64 hex digits). `meter create` makes it when it does not
+    /// exist yet, readable by its owner only.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state_key_file: Option<PathBuf>,
+    /// Environment variable holding the state key.
+    #[arg(long, value_name = "NAME", default_value = "STS_METER_STATE_KEY")]
+    pub(crate) state_key_env: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MeterCommand {
+    /// Create a meter from its key (derived from a vending key, or given directly).
+    Create(MeterCreateArgs),
+    /// Enter tokens, as a customer would on the keypad; exit 1 if any is rejected.
+    Enter(MeterEnterArgs),
+    /// Show the meter's registers, settings, key attributes and TID memory (no key needed).
+    Show(MeterFileArgs),
+    /// Show every token entered and the meter's answer (no key needed).
+    History(MeterFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MeterFileArgs {
+    /// The meter's state file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MeterCreateArgs {
+    /// The state file to create.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: PathBuf,
+    #[command(flatten)]
+    pub(crate) state_key: StateKeyArgs,
+    /// The meter: its PAN, SGC, TI, KRN, KT, EA, DKGA, base date, KEN and key material.
+    #[command(flatten)]
+    pub(crate) meter: MeterArgs,
+    /// How many TIDs the meter remembers (1-256).
+    #[arg(long, value_name = "N", default_value = "50")]
+    pub(crate) tid_memory: u16,
+    /// The manufacturer code class 1 tokens must carry. Default: the one in the DRN.
+    #[arg(long, value_name = "CODE")]
+    pub(crate) manufacturer: Option<u16>,
+    /// Replace an existing state file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MeterEnterArgs {
+    /// The meter's state file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: PathBuf,
+    #[command(flatten)]
+    pub(crate) state_key: StateKeyArgs,
+    /// Tokens, in the order entered.
+    #[arg(value_name = "TOKEN")]
+    pub(crate) tokens: Vec<String>,
+    /// Also read tokens from a file, one per line (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// The meter's clock for the keypad lockout, in seconds. Default: the host's Unix time.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) clock: Option<u64>,
 }
 
 /// Where the vending key comes from.
@@ -339,6 +416,10 @@ pub(crate) struct ConformanceArgs {
     /// Also print a line for every record that passes.
     #[arg(long, short)]
     pub(crate) verbose: bool,
+    /// Replay `token` and `kct_set` records through a fresh meter configured from each
+    /// record's key inputs, and check the effect instead of the encoding.
+    #[arg(long)]
+    pub(crate) meter: bool,
 }
 
 #[derive(Debug, Args)]

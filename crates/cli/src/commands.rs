@@ -6,6 +6,7 @@ mod decode;
 mod derive;
 mod issue;
 mod key_change;
+mod meter;
 
 use crate::{
     Outcome,
@@ -21,5 +22,6 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Decode(args) => decode::run(args, cli.json),
         Command::Conformance(args) => conformance::run(args, cli.json),
         Command::Bench(args) => bench::run(args, cli.json),
+        Command::Meter(command) => meter::run(command, cli.json),
     }
 }

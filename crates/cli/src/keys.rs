@@ -62,6 +62,8 @@ pub(crate) fn vending_key(meter: &MeterArgs) -> Result<Option<VendingKey>, Failu
 pub(crate) struct Meter {
     /// The key derivation inputs, when they were given in full.
     pub(crate) description: Option<MeterDescription>,
+    /// The decoder key.
+    pub(crate) key: DecoderKey,
     /// The cipher for the meter's algorithm.
     pub(crate) cipher: TokenCipher,
 }
@@ -164,6 +166,7 @@ pub(crate) fn meter(args: &MeterArgs) -> Result<Option<Meter>, Failure> {
     let cipher = cipher(args.ea, &key)?;
     Ok(Some(Meter {
         description,
+        key,
         cipher,
     }))
 }

@@ -10,6 +10,7 @@ mod commands;
 mod failure;
 mod keys;
 mod output;
+mod state_file;
 
 use std::process::ExitCode;
 

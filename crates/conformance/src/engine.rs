@@ -15,10 +15,10 @@ use crate::{Verdict, record::Record};
 
 /// Differences found in one record.
 #[derive(Default)]
-struct Diffs(Vec<String>);
+pub(crate) struct Diffs(pub(crate) Vec<String>);
 
 impl Diffs {
-    fn compare(&mut self, what: &str, expected: impl Display, got: impl Display) {
+    pub(crate) fn compare(&mut self, what: &str, expected: impl Display, got: impl Display) {
         let (expected, got) = (expected.to_string(), got.to_string());
         if !expected.trim().eq_ignore_ascii_case(got.trim()) {
             self.0
@@ -26,7 +26,7 @@ impl Diffs {
         }
     }
 
-    fn note(&mut self, message: String) {
+    pub(crate) fn note(&mut self, message: String) {
         self.0.push(message);
     }
 }
@@ -70,16 +70,16 @@ pub(crate) fn check(r: &Record) -> Verdict {
     }
 }
 
-fn hex64(value: u64) -> String {
+pub(crate) fn hex64(value: u64) -> String {
     format!("{value:016X}")
 }
 
-fn key_hex(key: &DecoderKey) -> String {
+pub(crate) fn key_hex(key: &DecoderKey) -> String {
     let mut buf = [0u8; 32];
     key.expose_hex(&mut buf).to_owned()
 }
 
-fn base_date(r: &Record) -> Result<BaseDate, String> {
+pub(crate) fn base_date(r: &Record) -> Result<BaseDate, String> {
     Ok(match r.parse::<BaseDate>("bd")? {
         Some(bd) => bd,
         None => r.parse::<BaseDate>("tid_base")?.unwrap_or(BaseDate::Y1993),
@@ -90,7 +90,7 @@ fn base_date(r: &Record) -> Result<BaseDate, String> {
 /// the current key and `"new_"` for the new key of a key change set; `pan` and `ea` are
 /// shared. A vending key is derived (and checked against the record's decoder key, if any);
 /// without one, the record's decoder key is used directly.
-fn decoder_key(
+pub(crate) fn decoder_key(
     r: &Record,
     prefix: &str,
     d: &mut Diffs,
@@ -326,25 +326,30 @@ fn build_token(r: &Record, class: u8, subclass: u8, base: BaseDate) -> Result<To
     })
 }
 
-/// A `token` record: build the block and token from the inputs and compare; then decode the
-/// expected token and check it gives the same block (and meaning).
-fn token(outer: &Record, d: &mut Diffs) -> Check {
-    let nested = outer.nested("inputs");
-    let r = nested.as_ref().unwrap_or(outer);
+/// What a `token` record describes, built from its inputs.
+pub(crate) struct TokenRecord {
+    /// The record holding the inputs: the record itself, or its `inputs` object.
+    pub(crate) inputs: Record,
+    /// The decoder key and its algorithm, when the record gives one.
+    pub(crate) key: Option<(DecoderKey, EncryptionAlgorithm)>,
+    /// The expected token.
+    pub(crate) expected: TokenNumber,
+    /// The plain block built from the inputs, and the typed token when built from fields
+    /// rather than `data44`; `None` for a class 1 record that gives only its decoded form.
+    pub(crate) built: Option<(DataBlock, Option<Token>)>,
+}
+
+/// Builds what a `token` record describes; key mismatches go to `d`.
+pub(crate) fn token_record(outer: &Record, d: &mut Diffs) -> Result<TokenRecord, String> {
+    let r = outer.nested("inputs").unwrap_or_else(|| outer.clone());
     let class = r.integer("class")?.ok_or("field class is missing")?;
     let subclass = r.integer("subclass")?.ok_or("field subclass is missing")?;
     let (class, subclass) = match (u8::try_from(class), u8::try_from(subclass)) {
         (Ok(c), Ok(s)) if c < 4 && s < 16 => (c, s),
         _ => return Err(format!("class {class} subclass {subclass} out of range")),
     };
-    let class_code = TokenClass::from_bits(class);
-    let subclass_code = TokenSubclass::from_bits(subclass);
-    let base = base_date(r)?;
-    let key = decoder_key(r, "", d)?;
-    let cipher = match &key {
-        Some((key, algorithm)) => Some(cipher_for(key, *algorithm)?),
-        None => None,
-    };
+    let base = base_date(&r)?;
+    let key = decoder_key(&r, "", d)?;
     let expected_tokens: Vec<String> = match outer.list("expected_tokens") {
         Some(list) => list,
         None => vec![outer.text("token").ok_or("field token is missing")?],
@@ -354,21 +359,43 @@ fn token(outer: &Record, d: &mut Diffs) -> Check {
         .ok_or("no expected token")?
         .parse()
         .map_err(|e| format!("expected token: {e}"))?;
-
-    // Build, unless the record gives only the decoded form (class 1 without control bits).
+    // Class 1 records may give only the decoded form (no control bits to build from).
     let can_build = r.text("data44").is_some() || class != 1 || r.text("control").is_some();
-    if can_build {
-        let (block, typed) = match r.hex("data44")? {
+    let built = if can_build {
+        let class_code = TokenClass::from_bits(class);
+        let subclass_code = TokenSubclass::from_bits(subclass);
+        Some(match r.hex("data44")? {
             Some(data44) => (DataBlock::new(class_code, subclass_code, data44), None),
             None => {
-                let token = build_token(r, class, subclass, base)?;
+                let token = build_token(&r, class, subclass, base)?;
                 (token.to_block().map_err(|e| e.to_string())?, Some(token))
             }
-        };
-        if class_code.is_encrypted() && cipher.is_none() {
+        })
+    } else {
+        None
+    };
+    Ok(TokenRecord {
+        inputs: r,
+        key,
+        expected,
+        built,
+    })
+}
+
+/// A `token` record: build the block and token from the inputs and compare; then decode the
+/// expected token and check it gives the same block (and meaning).
+fn token(outer: &Record, d: &mut Diffs) -> Check {
+    let record = token_record(outer, d)?;
+    let cipher = match &record.key {
+        Some((key, algorithm)) => Some(cipher_for(key, *algorithm)?),
+        None => None,
+    };
+    let expected = record.expected;
+    if let Some((block, typed)) = &record.built {
+        if block.class().is_encrypted() && cipher.is_none() {
             return Err("an encrypted token needs a decoder key (dk or vk)".to_owned());
         }
-        let number = sts_core::token::seal(block, cipher.as_ref()).map_err(|e| e.to_string())?;
+        let number = sts_core::token::seal(*block, cipher.as_ref()).map_err(|e| e.to_string())?;
         d.compare("token", expected, number);
         if let Some(expected_block) = outer.hex("block")?.or(outer.hex("blocks")?) {
             d.compare("block", hex64(expected_block), hex64(block.bits()));
@@ -401,7 +428,7 @@ fn token(outer: &Record, d: &mut Diffs) -> Check {
                     hex64(decoded.block.bits()),
                 );
                 if let Some(token) = typed
-                    && token != decoded.token
+                    && *token != decoded.token
                 {
                     d.note(format!(
                         "decoded meaning: expected {token:?}, got {:?}",
@@ -414,7 +441,7 @@ fn token(outer: &Record, d: &mut Diffs) -> Check {
     }
     if let Some(decoded_fields) = outer.nested("decoded") {
         check_decoded(&decoded_fields, expected, cipher.as_ref(), d)?;
-    } else if !can_build {
+    } else if record.built.is_none() {
         return Err(
             "nothing to check: class 1 record without control bits or a decoded form".to_owned(),
         );

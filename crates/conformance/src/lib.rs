@@ -2,11 +2,13 @@
 //!
 //! A vector file has one JSON object per line (`shared/vectors/README.md` describes the
 //! format). [`run_record`] checks one record and returns a [`Verdict`]; [`run_lines`] runs a
-//! whole file and counts the verdicts. Records that cannot be checked (marked `NOT ...`, or not
+//! whole file and counts the verdicts. [`Mode::Meter`] replays tokens through an `sts-meter`
+//! meter instead. Records that cannot be checked (marked `NOT ...`, or not
 //! production vectors) are skipped with their reason, never silently.
 
 mod engine;
 mod record;
+mod replay;
 
 use std::io::BufRead;
 
@@ -30,6 +32,9 @@ pub enum Mode {
     /// The token engine: build every value from the inputs and compare.
     #[default]
     Engine,
+    /// The meter: replay `token` and `kct_set` records through a fresh meter configured from
+    /// each record's key inputs and check the effect; other kinds are skipped.
+    Meter,
 }
 
 /// One record's id and verdict.
@@ -101,6 +106,7 @@ pub fn run_record(record: &Record, mode: Mode) -> Outcome {
     } else {
         match mode {
             Mode::Engine => engine::check(record),
+            Mode::Meter => replay::check(record),
         }
     };
     Outcome {

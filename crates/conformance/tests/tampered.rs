@@ -86,3 +86,37 @@ fn unknown_kinds_and_unconfirmable_records_are_skipped_with_a_reason() {
         matches!(verdict(r#"{"id":"X","v":"token","conf":"NOT CONFIRMABLE: why"}"#), Verdict::Skip(r) if r.contains("why"))
     );
 }
+
+#[test]
+fn meter_mode_checks_the_effect() {
+    let meter = |line: &str| run_line(line, 1, Mode::Meter).verdict;
+    assert_eq!(meter(CREDIT), Verdict::Pass);
+    assert_eq!(meter(KCT3), Verdict::Pass);
+    // A different amount in the inputs: the token is still valid, but its effect differs.
+    match meter(&CREDIT.replace(r#""units":"1""#, r#""units":"2""#)) {
+        Verdict::Fail(reasons) => assert!(
+            reasons.iter().any(|r| r.contains("credit added")),
+            "{reasons:?}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // A token for another meter is rejected by the meter.
+    match meter(&CREDIT.replace("70630503470028726114", "70630503470028726115")) {
+        Verdict::Fail(reasons) => assert!(
+            reasons.iter().any(|r| r.contains("rejected")),
+            "{reasons:?}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // The expected new key is checked against the meter's.
+    match meter(&KCT3.replace("7F78CDD220BE39B8", "7F78CDD220BE39B9")) {
+        Verdict::Fail(reasons) => {
+            assert!(reasons.iter().any(|r| r.contains("new_dk")), "{reasons:?}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(matches!(
+        meter(r#"{"id":"X","v":"dkga02"}"#),
+        Verdict::Skip(_)
+    ));
+}

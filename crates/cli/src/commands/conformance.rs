@@ -8,11 +8,16 @@ use sts_conformance::{Mode, Summary, Verdict, run_lines};
 use crate::{Outcome, args::ConformanceArgs, failure::Hint, output::print_json};
 
 pub(crate) fn run(args: &ConformanceArgs, json: bool) -> Outcome {
+    let mode = if args.meter {
+        Mode::Meter
+    } else {
+        Mode::Engine
+    };
     let mut total = Summary::default();
     for path in &args.files {
         let file =
             File::open(path).hint(format!("cannot open {}", path.display()), "check the path")?;
-        let summary = run_lines(BufReader::new(file), Mode::Engine, |outcome| {
+        let summary = run_lines(BufReader::new(file), mode, |outcome| {
             let (status, detail) = match &outcome.verdict {
                 Verdict::Pass if !args.verbose => return,
                 Verdict::Pass => ("PASS", String::new()),
