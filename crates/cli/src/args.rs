@@ -113,6 +113,10 @@ pub(crate) struct MeterCreateArgs {
     /// The manufacturer code class 1 tokens must carry. Default: the one in the DRN.
     #[arg(long, value_name = "CODE")]
     pub(crate) manufacturer: Option<u16>,
+    /// The meter implements the STS202-5 extended tokens (2/10 set, 1/2 read); without it they
+    /// are refused with Function.
+    #[arg(long)]
+    pub(crate) extended_tokens: bool,
     /// Replace an existing state file.
     #[arg(long)]
     pub(crate) force: bool,

@@ -111,6 +111,12 @@ pub struct MeterConfig {
     /// it until the set completes. The standard sets no timeout; one firmware uses 90 s
     /// (STS-detail.md 5.5, one source).
     pub key_change_timeout: Option<u64>,
+    /// Whether the meter implements the STS202-5 extended tokens: the extended token set (2/10,
+    /// TID-checked, its 16-bit field stored) and the extended token read (1/2). Off by default:
+    /// STS202-5 is an optional companion specification, and a meter without it answers
+    /// Function (STS.md 5; the layouts come from one source).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub extended_tokens: bool,
 }
 
 impl MeterConfig {
@@ -137,6 +143,7 @@ impl MeterConfig {
             currency_minimum: 0,
             lockout: LockoutPolicy::DEFAULT,
             key_change_timeout: None,
+            extended_tokens: false,
         }
     }
 

@@ -15,6 +15,10 @@ pub struct ManagementRegisters {
     /// The raw 16-bit field of the last set water meter factor token (2/7); reserved by the STS
     /// Association for water applications, stored uninterpreted as for the tariff rate.
     pub water_meter_factor: Option<u16>,
+    /// The 16-bit field of the last extended token set (2/10, STS202-5): `index(6)` then
+    /// index-specific bits; stored uninterpreted. Only with [`crate::MeterConfig::extended_tokens`].
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub extended_set: Option<u16>,
     /// True when the meter has detected tampering ([`crate::Meter::report_tamper`]) and no
     /// clear tamper token (2/5) has cleared it since.
     pub tamper: bool,
@@ -27,6 +31,7 @@ impl ManagementRegisters {
         phase_unbalance_limit: None,
         tariff_rate: None,
         water_meter_factor: None,
+        extended_set: None,
         tamper: false,
     };
 }

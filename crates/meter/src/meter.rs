@@ -190,7 +190,7 @@ impl Meter {
             Token::InitiateMeterTest {
                 format: MeterTestFormat::ExtendedRead,
                 ..
-            } => Err(Rejection::Function {
+            } if !self.state.config.extended_tokens => Err(Rejection::Function {
                 class,
                 subclass: Some(block.subclass()),
             }),
@@ -237,10 +237,12 @@ impl Meter {
         })?;
         match token {
             Token::KeyChange(section) => self.key_change(section, now_seconds),
-            Token::ExtendedTokenSet { .. } => Err(Rejection::Function {
-                class,
-                subclass: Some(block.subclass()),
-            }),
+            Token::ExtendedTokenSet { .. } if !self.state.config.extended_tokens => {
+                Err(Rejection::Function {
+                    class,
+                    subclass: Some(block.subclass()),
+                })
+            }
             token => self.tid_token(token),
         }
     }
@@ -347,6 +349,10 @@ impl Meter {
             Token::SetWaterMeterFactor { factor, .. } => {
                 management.water_meter_factor = Some(factor);
                 Ok(Applied::WaterMeterFactor { tid, raw: factor })
+            }
+            Token::ExtendedTokenSet { field, .. } => {
+                management.extended_set = Some(field);
+                Ok(Applied::ExtendedSet { tid, raw: field })
             }
             Token::ClearTamperCondition { pad, .. } => {
                 if pad != 0 {

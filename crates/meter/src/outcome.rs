@@ -81,6 +81,13 @@ pub enum Applied {
         /// The limit in watts.
         watts: u32,
     },
+    /// 2/10: an extended token set field was stored (STS202-5; only with extended tokens on).
+    ExtendedSet {
+        /// The token's TID.
+        tid: TokenIdentifier,
+        /// The 16-bit field.
+        raw: u16,
+    },
     /// 2/7: the water meter factor field was stored (reserved by the STS Association).
     WaterMeterFactor {
         /// The token's TID.
@@ -140,7 +147,8 @@ impl Applied {
             | Self::TariffRate { tid, .. }
             | Self::TamperCleared { tid, .. }
             | Self::PhaseUnbalanceLimit { tid, .. }
-            | Self::WaterMeterFactor { tid, .. } => Some(tid),
+            | Self::WaterMeterFactor { tid, .. }
+            | Self::ExtendedSet { tid, .. } => Some(tid),
             Self::MeterTest { .. } | Self::KeyChangeStaged { .. } | Self::KeyChanged { .. } => None,
         }
     }
@@ -198,6 +206,11 @@ impl fmt::Display for Applied {
             Self::WaterMeterFactor { raw, .. } => {
                 write!(f, "water meter factor field {raw:#06x} stored")
             }
+            Self::ExtendedSet { raw, .. } => write!(
+                f,
+                "extended token set index {} field {raw:#06x} stored",
+                raw >> 10
+            ),
             Self::KeyChangeStaged {
                 section,
                 have,

@@ -104,6 +104,7 @@ fn create(args: &MeterCreateArgs, json: bool) -> Outcome {
     })?;
     let mut config = MeterConfig::new(description.pan);
     config.tid_memory_depth = args.tid_memory;
+    config.extended_tokens = args.extended_tokens;
     if let Some(code) = args.manufacturer {
         config.manufacturer = ManufacturerCode::try_from(code)
             .hint("invalid --manufacturer", "a manufacturer code is 0-9999")?;
