@@ -1,0 +1,353 @@
+//! The hash-chained audit log of a store.
+//!
+//! Every change to a KMC or security module store appends one entry in the same transaction.
+//! An entry's hash is SHA-256 over a canonical encoding of the entry and the previous entry's
+//! hash:
+//!
+//! ```text
+//! "sts-keys audit v1\0" | prev_hash (32) | sequence (u64 BE) | time (i64 BE, Unix seconds)
+//!   | LV(actor) | LV(action) | LV(details)          LV = u32 BE length, then UTF-8 bytes
+//! ```
+//!
+//! The first entry's `prev_hash` is 32 zero bytes. The store's `meta` table keeps the head
+//! (count and last hash), updated in the same transaction, so that removing the last entries
+//! is detected too; copy the head elsewhere (`verify_audit` returns it) to detect a rewrite of
+//! the whole file. Details are JSON and never carry key material.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use sqlx::{Row, SqliteConnection};
+
+use crate::{hex, store};
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// 1, 2, 3 ... without gaps.
+    pub sequence: u64,
+    /// Unix seconds.
+    pub time: i64,
+    /// Who: `kmc`, `owner:<id>`, `sm:<id>`.
+    pub actor: String,
+    /// What, e.g. `vending-key.generate`.
+    pub action: String,
+    /// JSON details without secrets.
+    pub details: String,
+    /// The previous entry's hash.
+    pub prev_hash: [u8; 32],
+    /// This entry's hash.
+    pub hash: [u8; 32],
+}
+
+impl AuditEntry {
+    /// The entry as one line of JSON (hashes in hex).
+    #[must_use]
+    pub fn to_json_line(&self) -> String {
+        serde_json::json!({
+            "sequence": self.sequence,
+            "time": self.time,
+            "actor": self.actor,
+            "action": self.action,
+            "details": serde_json::from_str::<serde_json::Value>(&self.details)
+                .unwrap_or(serde_json::Value::String(self.details.clone())),
+            "prev_hash": hex::encode_upper(&self.prev_hash),
+            "hash": hex::encode_upper(&self.hash),
+        })
+        .to_string()
+    }
+}
+
+/// The end of a verified chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Number of entries.
+    pub count: u64,
+    /// The last entry's hash (zeros for an empty log).
+    pub hash: [u8; 32],
+}
+
+impl AuditHead {
+    fn encode(&self) -> String {
+        format!("{}:{}", self.count, hex::encode_upper(&self.hash))
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (count, hash) = text.split_once(':')?;
+        Some(Self {
+            count: count.parse().ok()?,
+            hash: hex::decode_array(hash)?,
+        })
+    }
+}
+
+/// An audit log that does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// An entry's content does not match its hash: it was modified.
+    #[error("audit entry {sequence} was modified: its hash does not match its content")]
+    Modified {
+        /// The entry.
+        sequence: u64,
+    },
+    /// An entry does not follow the one before it: an entry was removed, inserted or moved.
+    #[error(
+        "audit entry {sequence} does not follow the entry before it (removed, inserted or reordered entries)"
+    )]
+    Broken {
+        /// The entry.
+        sequence: u64,
+    },
+    /// The sequence numbers have a gap or are out of order.
+    #[error("audit entry {found} found where entry {expected} was expected")]
+    Sequence {
+        /// The sequence number expected.
+        expected: u64,
+        /// The sequence number found.
+        found: u64,
+    },
+    /// The chain ends elsewhere than the recorded head: entries were removed from the end.
+    #[error("the audit log ends at entry {found} but its recorded head is entry {recorded}")]
+    Head {
+        /// Entries recorded in the head.
+        recorded: u64,
+        /// Entries found.
+        found: u64,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+impl From<sqlx::Error> for AuditError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// The hash of an entry.
+#[must_use]
+pub fn entry_hash(
+    prev_hash: &[u8; 32],
+    sequence: u64,
+    time: i64,
+    actor: &str,
+    action: &str,
+    details: &str,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"sts-keys audit v1\0");
+    h.update(prev_hash);
+    h.update(sequence.to_be_bytes());
+    h.update(time.to_be_bytes());
+    for field in [actor, action, details] {
+        h.update((field.len() as u32).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// Verifies a chain of entries from the first.
+///
+/// # Errors
+/// The first entry that is out of sequence, does not link to its predecessor, or does not
+/// match its hash.
+pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
+    let mut prev = [0u8; 32];
+    for (i, e) in entries.iter().enumerate() {
+        let expected = i as u64 + 1;
+        if e.sequence != expected {
+            return Err(AuditError::Sequence {
+                expected,
+                found: e.sequence,
+            });
+        }
+        let recomputed = entry_hash(
+            &e.prev_hash,
+            e.sequence,
+            e.time,
+            &e.actor,
+            &e.action,
+            &e.details,
+        );
+        if recomputed != e.hash {
+            return Err(AuditError::Modified {
+                sequence: e.sequence,
+            });
+        }
+        if e.prev_hash != prev {
+            return Err(AuditError::Broken {
+                sequence: e.sequence,
+            });
+        }
+        prev = e.hash;
+    }
+    Ok(AuditHead {
+        count: entries.len() as u64,
+        hash: prev,
+    })
+}
+
+/// Verifies the audit log of a KMC or security module store file, without its passphrase.
+///
+/// Returns the number of entries.
+///
+/// # Errors
+/// See [`AuditError`].
+pub async fn verify_audit(path: &Path) -> Result<u64, AuditError> {
+    let pool = store::open_read_only(path).await?;
+    let mut conn = pool.acquire().await?;
+    let head = verify_connection(&mut conn).await?;
+    drop(conn);
+    pool.close().await;
+    Ok(head.count)
+}
+
+pub(crate) async fn verify_connection(
+    conn: &mut SqliteConnection,
+) -> Result<AuditHead, AuditError> {
+    let entries = load(conn).await?;
+    let head = verify_chain(&entries)?;
+    let recorded = match store::meta(conn, HEAD).await? {
+        Some(text) => AuditHead::decode(&text)
+            .ok_or_else(|| store::StoreError::Corrupt("audit head".into()))?,
+        None => AuditHead {
+            count: 0,
+            hash: [0; 32],
+        },
+    };
+    if recorded != head {
+        return Err(AuditError::Head {
+            recorded: recorded.count,
+            found: head.count,
+        });
+    }
+    Ok(head)
+}
+
+const HEAD: &str = "audit-head";
+
+/// Reads every entry in sequence order.
+pub(crate) async fn load(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<AuditEntry>, store::StoreError> {
+    let rows = sqlx::query(
+        "SELECT sequence, time, actor, action, details, prev_hash, hash FROM audit ORDER BY sequence",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let sequence: i64 = r.get(0);
+            let corrupt = || store::StoreError::Corrupt(format!("audit entry {sequence}"));
+            Ok(AuditEntry {
+                sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
+                time: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                details: r.get(4),
+                prev_hash: r.get::<Vec<u8>, _>(5).try_into().map_err(|_| corrupt())?,
+                hash: r.get::<Vec<u8>, _>(6).try_into().map_err(|_| corrupt())?,
+            })
+        })
+        .collect()
+}
+
+/// Appends an entry; call inside the transaction that makes the change.
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    time: i64,
+    actor: &str,
+    action: &str,
+    details: &serde_json::Value,
+) -> Result<u64, store::StoreError> {
+    let head = match store::meta(conn, HEAD).await? {
+        Some(text) => AuditHead::decode(&text)
+            .ok_or_else(|| store::StoreError::Corrupt("audit head".into()))?,
+        None => AuditHead {
+            count: 0,
+            hash: [0; 32],
+        },
+    };
+    let sequence = head.count + 1;
+    let details = details.to_string();
+    let hash = entry_hash(&head.hash, sequence, time, actor, action, &details);
+    sqlx::query(
+        "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(sequence as i64)
+    .bind(time)
+    .bind(actor)
+    .bind(action)
+    .bind(&details)
+    .bind(head.hash.as_slice())
+    .bind(hash.as_slice())
+    .execute(&mut *conn)
+    .await?;
+    store::set_meta(
+        conn,
+        HEAD,
+        &AuditHead {
+            count: sequence,
+            hash,
+        }
+        .encode(),
+    )
+    .await?;
+    Ok(sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<AuditEntry> {
+        let mut prev = [0u8; 32];
+        (1..=n)
+            .map(|sequence| {
+                let hash = entry_hash(&prev, sequence, 60, "kmc", "test", "{}");
+                let e = AuditEntry {
+                    sequence,
+                    time: 60,
+                    actor: "kmc".into(),
+                    action: "test".into(),
+                    details: "{}".into(),
+                    prev_hash: prev,
+                    hash,
+                };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn detects_modification_deletion_and_reordering() {
+        let good = chain(4);
+        assert_eq!(verify_chain(&good).unwrap().count, 4);
+
+        let mut modified = good.clone();
+        modified[2].details = r#"{"x":1}"#.into();
+        assert!(matches!(
+            verify_chain(&modified),
+            Err(AuditError::Modified { sequence: 3 })
+        ));
+
+        let mut deleted = good.clone();
+        deleted.remove(1);
+        assert!(matches!(
+            verify_chain(&deleted),
+            Err(AuditError::Sequence {
+                expected: 2,
+                found: 3
+            })
+        ));
+
+        let mut reordered = good.clone();
+        reordered.swap(1, 2);
+        assert!(matches!(
+            verify_chain(&reordered),
+            Err(AuditError::Sequence { .. })
+        ));
+    }
+}
