@@ -266,9 +266,15 @@ fn show(args: &MeterFileArgs, json: bool) -> Outcome {
         );
     }
     let m = &state.management;
+    let watts = |w: Option<u32>| w.map_or("not set".to_owned(), |w| format!("{w} W"));
+    let raw = |r: Option<u16>| r.map_or("not set".to_owned(), |r| format!("{r:#06x}"));
     println!(
-        "  settings: {}",
-        serde_json::to_string(m).unwrap_or_default()
+        "  maximum power {}, phase unbalance {}, tariff rate {}, water meter factor {}, tamper {}",
+        watts(m.maximum_power_limit),
+        watts(m.phase_unbalance_limit),
+        raw(m.tariff_rate),
+        raw(m.water_meter_factor),
+        if m.tamper { "DETECTED" } else { "no" }
     );
     let tids: Vec<u32> = state.tids.iter().map(|t| t.get()).collect();
     match (tids.iter().min(), tids.iter().max()) {
