@@ -256,8 +256,12 @@ impl Meter {
                 subclass: Some(token.subclass()),
             });
         };
-        if class == TokenClass::TRANSFER_CREDIT && self.state.key.key_type == KeyType::Default {
-            return Err(Rejection::Ddtk);
+        if class == TokenClass::TRANSFER_CREDIT {
+            match self.state.key.key_type {
+                KeyType::Default => return Err(Rejection::Ddtk),
+                KeyType::Initialization => return Err(Rejection::DitkCredit),
+                KeyType::Unique | KeyType::Common => {}
+            }
         }
         let expiry = self.state.key.expiry;
         if tid.is_expired_under(expiry) {

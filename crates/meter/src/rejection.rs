@@ -197,6 +197,11 @@ pub enum Rejection {
     /// Code 12. A credit token (class 0) at a meter whose key is a DDTK (KT 1): default keys
     /// may change keys and manage, not transfer credit (STS-detail.md 8, two sources).
     Ddtk,
+    /// Code 5. A credit token (class 0) at a meter whose key is a DITK (KT 0). The public record
+    /// has no rule for this; a DITK is a manufacturer's plain test key, not secret, so credit
+    /// under it could be forged by anyone. Project decision (conservative): refused, like
+    /// credit under a DDTK, with the key type code.
+    DitkCredit,
     /// Code 13. The CRC does not match after decryption: the token was mistyped or is for
     /// another meter (a wrong key looks the same).
     Crc {
@@ -235,6 +240,7 @@ impl Rejection {
             Self::Used { .. } => Status::Used,
             Self::KeyExpired { .. } => Status::KeyExpired,
             Self::Ddtk => Status::Ddtk,
+            Self::DitkCredit => Status::KeyType,
             Self::Crc { .. } => Status::Crc,
             Self::MfrCode { .. } => Status::MfrCode,
             Self::Lockout { .. } => Status::Lockout,
@@ -371,6 +377,9 @@ impl fmt::Display for Rejection {
                 tid.get() >> 16
             ),
             Self::Ddtk => f.write_str("a meter with a default key (DDTK) accepts no credit"),
+            Self::DitkCredit => f.write_str(
+                "a meter with an initialization key (DITK) accepts no credit: that key is not secret",
+            ),
             Self::Crc { .. } => f.write_str(
                 "the CRC does not match: the token was mistyped or is for another meter",
             ),

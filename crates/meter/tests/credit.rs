@@ -364,6 +364,31 @@ fn ddtk_meter_refuses_credit_but_accepts_management() {
 }
 
 #[test]
+fn ditk_meter_refuses_credit_but_accepts_management() {
+    // A DITK is a plain manufacturer test key, never derived from a vending key: given directly.
+    let mut desc = description(
+        123_456,
+        1,
+        BaseDate::Y1993,
+        EncryptionAlgorithm::Sta,
+        KeyDerivationAlgorithm::Dkga02,
+    );
+    desc.key_type = KeyType::Initialization;
+    let mut meter = Meter::new(
+        MeterConfig::new(pan1()),
+        KeyAttributes::from_description(&desc, KeyExpiryNumber::NEVER),
+        sts_core::DecoderKey::from_hex("0123456789ABCDEF").unwrap(),
+    )
+    .unwrap();
+    let token = kwh_tenth(&meter, 100);
+    assert_eq!(meter.enter(token, 0), Err(Rejection::DitkCredit));
+    assert_eq!(Rejection::DitkCredit.status().code(), 5);
+    assert!(meter.state().tids.is_empty());
+    assert_eq!(meter.state().registers.units(Service::Electricity), 0);
+    meter.enter(clear_credit(&meter, 0xFFFF, 102), 0).unwrap();
+}
+
+#[test]
 fn key_expiry_refuses_tokens_past_the_ken() {
     // CTSA16: KEN 85, a token of 2004-04-01 09:30 (TID 5916090, TID >> 16 = 90) is refused.
     let desc = description(
