@@ -1,6 +1,9 @@
 //! The whole KMC process, steps 1 to 8, and the tokens the security module issues, decoded by
 //! the engine with a decoder key derived independently.
 
+// Helpers outside #[test] functions may unwrap too: a panic is a test failure with its message.
+#![allow(clippy::unwrap_used)]
+
 #[path = "support/fixture.rs"]
 mod fixture;
 
