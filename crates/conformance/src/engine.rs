@@ -219,15 +219,6 @@ fn build_token(r: &Record, class: u8, subclass: u8, base: BaseDate) -> Result<To
         let block = r.hex("block")?.ok_or("field block is missing")?;
         Ok((block >> 16) & DataBlock::DATA_MASK)
     };
-    let nibble = |name: &str| -> Result<u8, String> {
-        let v = r
-            .integer(name)?
-            .ok_or_else(|| format!("field {name} is missing"))?;
-        u8::try_from(v)
-            .ok()
-            .filter(|v| *v < 16)
-            .ok_or_else(|| format!("field {name} is not a nibble"))
-    };
     let word = |name: &str| -> Result<u32, String> {
         let v = r
             .hex(name)?
@@ -259,7 +250,7 @@ fn build_token(r: &Record, class: u8, subclass: u8, base: BaseDate) -> Result<To
         (2, 3) => {
             let data = block_data()?;
             Token::KeyChange(KeyChangeSection::First {
-                expiry_high: nibble("kenho")?,
+                expiry_high: r.nibble("kenho")?,
                 key_revision: KeyRevisionNumber::try_from(((data >> 36) & 0xF) as u8)
                     .map_err(|e| e.to_string())?,
                 rollover: flag("ro")?,
@@ -271,7 +262,7 @@ fn build_token(r: &Record, class: u8, subclass: u8, base: BaseDate) -> Result<To
         (2, 4) => {
             let data = block_data()?;
             Token::KeyChange(KeyChangeSection::Second {
-                expiry_low: nibble("kenlo")?,
+                expiry_low: r.nibble("kenlo")?,
                 tariff_index: TariffIndex::try_from(((data >> 32) & 0xFF) as u8)
                     .map_err(|e| e.to_string())?,
                 key_word: word("nklo")?,
@@ -490,30 +481,12 @@ fn kct_set(r: &Record, d: &mut Diffs) -> Check {
     let (old_key, algorithm) = decoder_key(r, "", d)?.ok_or("no current key (dk or vk)")?;
     let cipher = cipher_for(&old_key, algorithm)?;
     let (new_key, _) = decoder_key(r, "new_", d)?.ok_or("no new key (new_dk or new_vk)")?;
-    let subclasses: Vec<u8> = r
-        .list("subclasses")
-        .ok_or("field subclasses is missing")?
-        .iter()
-        .map(|s| {
-            s.trim()
-                .parse::<u8>()
-                .map_err(|e| format!("subclass {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    let nibble = |name: &str| -> Result<u8, String> {
-        let v = r
-            .integer(name)?
-            .ok_or_else(|| format!("field {name} is missing"))?;
-        u8::try_from(v)
-            .ok()
-            .filter(|v| *v < 16)
-            .ok_or_else(|| format!("field {name} is not a nibble"))
-    };
+    let subclasses = r.subclasses()?;
     let change = KeyChange {
         key_type: r.require("new_kt")?,
         key_revision: r.require("new_krn")?,
         tariff_index: r.require("new_ti")?,
-        expiry: KeyExpiryNumber::from_nibbles(nibble("kenho")?, nibble("kenlo")?),
+        expiry: KeyExpiryNumber::from_nibbles(r.nibble("kenho")?, r.nibble("kenlo")?),
         supply_group: r.require("new_sgc")?,
         rollover: r.integer("ro")?.unwrap_or(0) == 1,
         include_supply_group: subclasses.contains(&8),

@@ -153,6 +153,36 @@ impl Record {
         }
     }
 
+    /// A required 4-bit field (KENHO, KENLO ...).
+    ///
+    /// # Errors
+    /// Absent, or not an integer 0-15.
+    pub fn nibble(&self, name: &str) -> Result<u8, String> {
+        let value = self
+            .integer(name)?
+            .ok_or_else(|| format!("field {name} is missing"))?;
+        u8::try_from(value)
+            .ok()
+            .filter(|v| *v < 16)
+            .ok_or_else(|| format!("field {name} is not a nibble"))
+    }
+
+    /// The `subclasses` list of a key change set record.
+    ///
+    /// # Errors
+    /// Absent, or an entry that is not a number.
+    pub fn subclasses(&self) -> Result<Vec<u8>, String> {
+        self.list("subclasses")
+            .ok_or("field subclasses is missing")?
+            .iter()
+            .map(|s| {
+                s.trim()
+                    .parse::<u8>()
+                    .map_err(|e| format!("subclass {s:?}: {e}"))
+            })
+            .collect()
+    }
+
     /// A field that is a list of objects, as records.
     #[must_use]
     pub fn objects(&self, name: &str) -> Vec<Self> {

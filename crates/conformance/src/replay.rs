@@ -256,16 +256,7 @@ fn kct_set(r: &Record, d: &mut Diffs) -> Result<(), Outcome> {
     let wide = old_key.bits() == 128;
     let mut meter = meter_for(r, "", old_key, algorithm, None)?;
     let tokens = r.list("tokens").ok_or("field tokens is missing")?;
-    let subclasses: Vec<u8> = r
-        .list("subclasses")
-        .ok_or("field subclasses is missing")?
-        .iter()
-        .map(|s| {
-            s.trim()
-                .parse::<u8>()
-                .map_err(|e| format!("subclass {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let subclasses = r.subclasses()?;
     let complete = if wide {
         subclasses.len() == 4
     } else {
@@ -299,7 +290,6 @@ fn kct_set(r: &Record, d: &mut Diffs) -> Result<(), Outcome> {
     }
     let ro = r.integer("ro")?.unwrap_or(0) == 1;
     let old_base = base_date(r)?;
-    let nibble = |name: &str| r.integer(name).map(|v| v.unwrap_or(0) as u8);
     match applied {
         Applied::KeyChanged {
             key_type,
@@ -329,7 +319,7 @@ fn kct_set(r: &Record, d: &mut Diffs) -> Result<(), Outcome> {
             );
             d.compare(
                 "new KEN",
-                KeyExpiryNumber::from_nibbles(nibble("kenho")?, nibble("kenlo")?).get(),
+                KeyExpiryNumber::from_nibbles(r.nibble("kenho")?, r.nibble("kenlo")?).get(),
                 expiry.get(),
             );
             d.compare("sections", subclasses.len(), sections);

@@ -66,19 +66,14 @@ mod tests {
 #[cfg(test)]
 mod derive_tests {
     use super::*;
-    use crate::{BaseDate, KeyDerivationAlgorithm, KeyType, VendingKey, derive_decoder_key};
+    use crate::{KeyDerivationAlgorithm, KeyType, VendingKey, derive_decoder_key};
 
     fn meter() -> MeterDescription {
-        MeterDescription {
-            pan: "600727000000000009".parse().unwrap(),
-            supply_group: "123456".parse().unwrap(),
-            tariff_index: "01".parse().unwrap(),
-            key_revision: "1".parse().unwrap(),
-            key_type: KeyType::Unique,
-            base_date: BaseDate::Y1993,
-            algorithm: EncryptionAlgorithm::Sta,
-            derivation: KeyDerivationAlgorithm::Dkga01,
-        }
+        crate::dkga::tests::meter(
+            "600727000000000009",
+            KeyType::Unique,
+            KeyDerivationAlgorithm::Dkga01,
+        )
     }
 
     /// The roles are swapped against DKGA02: X (PANBlock ^ CONTROLBlock = 2151356011FFFFFF for

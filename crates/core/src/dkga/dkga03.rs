@@ -32,21 +32,12 @@ impl Dkga03 {
 #[cfg(test)]
 mod tests {
     use crate::{
-        BaseDate, DecoderKey, EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType,
-        MeterDescription, VendingKey, derive_decoder_key,
+        DecoderKey, KeyDerivationAlgorithm, KeyType, MeterDescription, VendingKey,
+        derive_decoder_key,
     };
 
     fn meter(derivation: KeyDerivationAlgorithm) -> MeterDescription {
-        MeterDescription {
-            pan: "600727000000000009".parse().unwrap(),
-            supply_group: "123456".parse().unwrap(),
-            tariff_index: "01".parse().unwrap(),
-            key_revision: "1".parse().unwrap(),
-            key_type: KeyType::Unique,
-            base_date: BaseDate::Y1993,
-            algorithm: EncryptionAlgorithm::Sta,
-            derivation,
-        }
+        crate::dkga::tests::meter("600727000000000009", KeyType::Unique, derivation)
     }
 
     /// With both halves equal, EDE2 is single DES, so DKGA03(K|K) = DES_K(X) ^ X, which is
