@@ -119,8 +119,13 @@ impl StateKey {
         Zeroizing::new(self.0.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(&(*self.0).into())
+    fn cipher(&self) -> Result<ChaCha20Poly1305, Failure> {
+        // Borrowed, not copied: no unwiped copy of the key is left on the stack.
+        let key: &chacha20poly1305::Key = self.0.as_slice().try_into().hint(
+            "the state key has the wrong length",
+            "this is a bug: please report it",
+        )?;
+        Ok(ChaCha20Poly1305::new(key))
     }
 }
 
@@ -206,7 +211,7 @@ pub(crate) fn load(path: &Path, key: &StateKey) -> Result<(Public, Zeroizing<Vec
     };
     let aad = associated_data(&envelope.state, &envelope.history)?;
     let secrets = key
-        .cipher()
+        .cipher()?
         .decrypt(&nonce.into(), Payload { msg: &ciphertext, aad: &aad })
         .map_err(|_| {
             fail(
@@ -258,7 +263,7 @@ pub(crate) fn save(
         .hint("the system random number generator failed", "try again")?;
     let aad = associated_data(&public.state, &public.history)?;
     let ciphertext = key
-        .cipher()
+        .cipher()?
         .encrypt(
             (&nonce).into(),
             Payload {
