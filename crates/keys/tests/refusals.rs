@@ -537,6 +537,17 @@ async fn credit_limit_exceeded() {
         })
     ));
     assert_eq!(snapshot(&w).await, before);
+    // A batch is all or nothing: the second token would pass the limit, so neither is issued.
+    let batch = [(m, credit(300)), (m, credit(300))];
+    assert!(matches!(
+        w.sm.issue_many(&batch).await,
+        Err(SmError::CreditLimitExceeded {
+            issued: 900,
+            requested: 300,
+            ..
+        })
+    ));
+    assert_eq!(snapshot(&w).await, before);
     // Management tokens do not count; the rest of the limit can be used.
     w.sm.issue(&m, TokenRequest::ClearTamperCondition)
         .await
