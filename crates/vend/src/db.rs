@@ -1,0 +1,183 @@
+//! The vend database: SQLite (embedded default, WAL) or PostgreSQL, behind one pool.
+//!
+//! Queries are standard SQL with `$1, $2 ...` parameters in order of appearance, which both
+//! engines read the same way; no stored procedures. Each write transaction runs through
+//! [`retry`], which repeats it on a serialization failure, a deadlock or a busy SQLite file.
+
+use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers},
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::VendError;
+
+/// The database engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file in WAL mode, `synchronous = FULL`.
+    Sqlite,
+    /// PostgreSQL (or a compatible engine).
+    Postgres,
+}
+
+/// A connection pool to the vend database, migrated.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite has one writer per file: writers of this process queue here instead of
+    /// spinning on `SQLITE_BUSY`. `None` for PostgreSQL, where row locks order writers.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://path`, created when missing, or `postgres://...`) and runs
+    /// the migrations of its engine.
+    ///
+    /// # Errors
+    /// An unknown scheme ([`VendError::Invalid`]), connection and migration failures.
+    pub async fn connect(url: &str) -> Result<Self, VendError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(VendError::field(
+                "database",
+                "use sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool.
+    #[must_use]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Holds this process's SQLite write turn (nothing for PostgreSQL) for the length of a
+    /// write transaction.
+    pub(crate) async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    pub async fn ping(&self) -> Result<(), VendError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool (checkpointing SQLite's WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// True for failures a transaction may be retried after: PostgreSQL serialization failure
+/// (40001) and deadlock (40P01); SQLite busy and locked (5, 6 and their extended codes);
+/// a unique violation (a concurrent request took the request ID or TID: the retry sees it).
+pub(crate) fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return true;
+            }
+            let code = db.code();
+            match code.as_deref() {
+                Some("40001" | "40P01") => true,
+                Some(c) => c.parse::<i64>().is_ok_and(|n| matches!(n & 0xFF, 5 | 6)),
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The most attempts of one transaction.
+const ATTEMPTS: u32 = 12;
+
+/// Runs `attempt` until it succeeds, fails for good, or has failed [`ATTEMPTS`] times with a
+/// retryable database error; waits 1, 2, 4 ... ms (capped at 100 ms) between attempts.
+///
+/// # Errors
+/// The last error.
+pub(crate) async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, VendError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, VendError>>,
+{
+    let mut delay = Duration::from_millis(1);
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(VendError::Database(e)) if n < ATTEMPTS && retryable(&e) => {
+                tracing::debug!(attempt = n, error = %e, "retrying transaction");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+                n += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod api;
+mod audit;
+mod auth;
+mod db;
+mod error;
+mod meters;
+mod metrics;
+mod openapi;
+mod server;
+mod state;
+mod vend;
+
+pub use api::router;
+pub use audit::AuditRecord;
+pub use auth::{Caller, NewApiKey, Role};
+pub use db::{Backend, Database};
+pub use error::VendError;
+pub use meters::{KeyRecord, Meter, MeterStatus, parse_pan};
+pub use metrics::Metrics;
+pub use openapi::document as openapi_document;
+pub use server::{serve, serve_on, shutdown_signal};
+pub use state::{AppState, Config, KeyChangePolicy};
+pub use vend::{VendKind, VendOutcome, VendRequest};
+
+pub(crate) use db::retry;

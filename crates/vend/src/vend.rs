@@ -1,0 +1,709 @@
+//! Vending: one client request ID, one result, issued through the security module and
+//! recorded in the same transaction that allocates the meter's TID.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sqlx::{Any, Row};
+use sts_core::{
+    CurrencyAmount, MeterPan, Register, Service, Token, TokenNumber, TransferAmount,
+    amount::parse_fixed,
+};
+use sts_keys::{TokenRequest, sm::describe};
+
+use crate::{
+    AppState, Caller, KeyChangePolicy, Role, VendError, audit,
+    db::now_seconds,
+    meters::{self, Meter, MeterStatus, parse_pan, parse_service, service_name},
+    retry,
+};
+
+/// What a vend request asks for, by the role it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendKind {
+    /// Transfer or currency credit (vendor, admin).
+    Credit,
+    /// A management token (engineer, admin).
+    Management,
+    /// A key change set (engineer, admin).
+    KeyChange,
+}
+
+impl VendKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Credit => "credit",
+            Self::Management => "management",
+            Self::KeyChange => "key_change",
+        }
+    }
+
+    fn roles(self) -> (&'static [Role], &'static str) {
+        match self {
+            Self::Credit => (&[Role::Admin, Role::Vendor], "issue credit tokens"),
+            Self::Management => (&[Role::Admin, Role::Engineer], "issue management tokens"),
+            Self::KeyChange => (&[Role::Admin, Role::Engineer], "issue key change tokens"),
+        }
+    }
+}
+
+/// The body of `POST /v1/vends`.
+#[derive(Debug, Deserialize)]
+pub struct VendRequest {
+    /// The client's request ID: repeating it reprints the same tokens.
+    pub request_id: String,
+    /// The meter's PAN (18 digits) or DRN (11 or 13).
+    pub meter: String,
+    /// The token: `{"type": "credit", "amount": "12.5"}` ...
+    pub token: Map<String, Value>,
+}
+
+/// A parsed token specification.
+#[derive(Debug, Clone, Copy)]
+enum Spec {
+    Token(VendKind, TokenRequest),
+    KeyChange { include_sgc: bool },
+}
+
+const MAX_REQUEST_ID: usize = 128;
+
+fn parse_request_id(id: &str) -> Result<(), VendError> {
+    if id.is_empty() || id.len() > MAX_REQUEST_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(VendError::field(
+            "request_id",
+            format!("1 to {MAX_REQUEST_ID} printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+fn text<'a>(token: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, VendError> {
+    match token.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(VendError::field(
+            &format!("token.{name}"),
+            "expected a string",
+        )),
+    }
+}
+
+fn required_text<'a>(token: &'a Map<String, Value>, name: &str) -> Result<&'a str, VendError> {
+    text(token, name)?.ok_or_else(|| VendError::field(&format!("token.{name}"), "required"))
+}
+
+fn integer<T: TryFrom<u64>>(
+    token: &Map<String, Value>,
+    name: &str,
+    max: u64,
+) -> Result<T, VendError> {
+    let problem = format!("an integer from 0 to {max}");
+    let value = match token.get(name) {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        None => return Err(VendError::field(&format!("token.{name}"), "required")),
+        Some(_) => None,
+    };
+    value
+        .filter(|v| *v <= max)
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| VendError::field(&format!("token.{name}"), problem))
+}
+
+fn only(token: &Map<String, Value>, allowed: &[&str]) -> Result<(), VendError> {
+    let unknown: BTreeMap<String, String> = token
+        .keys()
+        .filter(|k| k.as_str() != "type" && !allowed.contains(&k.as_str()))
+        .map(|k| (format!("token.{k}"), "unknown field".to_owned()))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(VendError::fields(unknown))
+    }
+}
+
+fn service(
+    token: &Map<String, Value>,
+    meter_default: Option<Service>,
+) -> Result<Option<Service>, VendError> {
+    match text(token, "service")? {
+        Some(s) => parse_service(s)
+            .map(Some)
+            .map_err(|e| VendError::field("token.service", e)),
+        None => Ok(meter_default),
+    }
+}
+
+fn watts(token: &Map<String, Value>) -> Result<TransferAmount, VendError> {
+    let watts: u32 = integer(token, "watts", u64::from(TransferAmount::MAX_VALUE))?;
+    TransferAmount::from_value_ceil(watts)
+        .map_err(|e| VendError::field("token.watts", e.to_string()))
+}
+
+/// Parses the token object. The service of a credit token defaults to the meter's utility,
+/// so the spec is parsed again once the meter is known; here `None` stands for "the meter's".
+fn parse_spec(token: &Map<String, Value>, utility: Option<Service>) -> Result<Spec, VendError> {
+    let kind = required_text(token, "type")?;
+    let default_service = utility.unwrap_or(Service::Electricity);
+    let spec = match kind {
+        "credit" => {
+            only(token, &["service", "amount"])?;
+            let amount = required_text(token, "amount")?;
+            let tenths = parse_fixed(amount, 1).map_err(|e| {
+                VendError::field(
+                    "token.amount",
+                    format!("{e} (units, at most one decimal place)"),
+                )
+            })?;
+            if tenths == 0 {
+                return Err(VendError::field("token.amount", "must be more than 0"));
+            }
+            let amount = TransferAmount::from_value_ceil(tenths)
+                .map_err(|e| VendError::field("token.amount", e.to_string()))?;
+            Spec::Token(
+                VendKind::Credit,
+                TokenRequest::TransferCredit {
+                    service: service(token, None)?.unwrap_or(default_service),
+                    amount,
+                },
+            )
+        }
+        "currency" => {
+            only(token, &["service", "amount"])?;
+            let amount = CurrencyAmount::parse(required_text(token, "amount")?)
+                .map_err(|e| VendError::field("token.amount", e.to_string()))?;
+            if amount.units() <= 0 {
+                return Err(VendError::field("token.amount", "must be more than 0"));
+            }
+            Spec::Token(
+                VendKind::Credit,
+                TokenRequest::CurrencyCredit {
+                    service: service(token, None)?.unwrap_or(default_service),
+                    amount,
+                },
+            )
+        }
+        "max_power" => {
+            only(token, &["watts"])?;
+            Spec::Token(
+                VendKind::Management,
+                TokenRequest::SetMaximumPowerLimit {
+                    limit: watts(token)?,
+                },
+            )
+        }
+        "phase_unbalance" => {
+            only(token, &["watts"])?;
+            Spec::Token(
+                VendKind::Management,
+                TokenRequest::SetMaximumPhasePowerUnbalanceLimit {
+                    limit: watts(token)?,
+                },
+            )
+        }
+        "clear_credit" => {
+            only(token, &["register"])?;
+            let register = match token.get("register") {
+                None => Register::ALL,
+                Some(Value::String(s)) if s == "all" => Register::ALL,
+                Some(_) => {
+                    let r = Register(integer(token, "register", 0xFFFF)?);
+                    if !r.is_defined() {
+                        return Err(VendError::field(
+                            "token.register",
+                            "\"all\", or a register code 0-7 or 65535",
+                        ));
+                    }
+                    r
+                }
+            };
+            Spec::Token(VendKind::Management, TokenRequest::ClearCredit { register })
+        }
+        "clear_tamper" => {
+            only(token, &[])?;
+            Spec::Token(VendKind::Management, TokenRequest::ClearTamperCondition)
+        }
+        "tariff_rate" => {
+            only(token, &["rate"])?;
+            Spec::Token(
+                VendKind::Management,
+                TokenRequest::SetTariffRate {
+                    rate: integer(token, "rate", 0xFFFF)?,
+                },
+            )
+        }
+        "water_factor" => {
+            only(token, &["factor"])?;
+            Spec::Token(
+                VendKind::Management,
+                TokenRequest::SetWaterMeterFactor {
+                    factor: integer(token, "factor", 0xFFFF)?,
+                },
+            )
+        }
+        "key_change" => {
+            only(token, &["include_sgc"])?;
+            let include_sgc = match token.get("include_sgc") {
+                None | Some(Value::Bool(false)) => false,
+                Some(Value::Bool(true)) => true,
+                Some(_) => {
+                    return Err(VendError::field(
+                        "token.include_sgc",
+                        "expected true or false",
+                    ));
+                }
+            };
+            Spec::KeyChange { include_sgc }
+        }
+        _ => {
+            return Err(VendError::field(
+                "token.type",
+                "one of credit, currency, max_power, phase_unbalance, clear_credit, clear_tamper, tariff_rate, water_factor, key_change",
+            ));
+        }
+    };
+    Ok(spec)
+}
+
+impl Spec {
+    fn kind(self) -> VendKind {
+        match self {
+            Self::Token(kind, _) => kind,
+            Self::KeyChange { .. } => VendKind::KeyChange,
+        }
+    }
+
+    /// The request as stored: equal content gives equal text (`"12.5"` and `"12.50"` agree).
+    fn canonical(self, pan: &MeterPan) -> Value {
+        let token = match self {
+            Self::KeyChange { include_sgc } => {
+                json!({"type": "key_change", "include_sgc": include_sgc})
+            }
+            Self::Token(_, request) => match request {
+                TokenRequest::TransferCredit { service, amount } => {
+                    json!({"type": "credit", "service": service_name(service), "tenths": amount.value()})
+                }
+                TokenRequest::CurrencyCredit { service, amount } => {
+                    json!({"type": "currency", "service": service_name(service), "units": amount.units().to_string()})
+                }
+                TokenRequest::SetMaximumPowerLimit { limit } => {
+                    json!({"type": "max_power", "watts": limit.value()})
+                }
+                TokenRequest::SetMaximumPhasePowerUnbalanceLimit { limit } => {
+                    json!({"type": "phase_unbalance", "watts": limit.value()})
+                }
+                TokenRequest::ClearCredit { register } => {
+                    json!({"type": "clear_credit", "register": register.0})
+                }
+                TokenRequest::ClearTamperCondition => json!({"type": "clear_tamper"}),
+                TokenRequest::SetTariffRate { rate } => {
+                    json!({"type": "tariff_rate", "rate": rate})
+                }
+                TokenRequest::SetWaterMeterFactor { factor } => {
+                    json!({"type": "water_factor", "factor": factor})
+                }
+                other => json!({"type": format!("{other:?}")}),
+            },
+        };
+        json!({"meter": pan.as_str(), "token": token})
+    }
+}
+
+/// One token of a result, as stored and answered.
+struct IssuedRow {
+    number: TokenNumber,
+    class: u8,
+    subclass: u8,
+    tid: Option<u32>,
+    description: String,
+}
+
+fn grouped(number: TokenNumber) -> String {
+    let digits = number.to_string();
+    digits
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn token_json(row: &IssuedRow) -> Value {
+    json!({
+        "number": row.number.to_string(),
+        "formatted": grouped(row.number),
+        "class": row.class,
+        "subclass": row.subclass,
+        "tid": row.tid,
+        "description": row.description,
+    })
+}
+
+/// A past result by request ID, read inside or outside a transaction.
+async fn find<'e, E>(exec: E, request_id: &str) -> Result<Option<(String, String)>, VendError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let row = sqlx::query("SELECT request, response FROM vends WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_optional(exec)
+        .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    })
+}
+
+/// The stored answer, marked as a reprint; or a conflict when the content differs.
+fn reprint(
+    request_id: &str,
+    canonical: &str,
+    stored: (String, String),
+) -> Result<Value, VendError> {
+    let (request, response) = stored;
+    if request != canonical {
+        return Err(VendError::RequestIdReused(request_id.to_owned()));
+    }
+    let mut value: Value = serde_json::from_str(&response)
+        .map_err(|e| VendError::Internal(format!("stored response of {request_id}: {e}")))?;
+    value["reprint"] = Value::Bool(true);
+    Ok(value)
+}
+
+/// The result of a vend.
+#[derive(Debug, Clone)]
+pub struct VendOutcome {
+    /// The JSON answer (the stored one for a reprint, with `"reprint": true`).
+    pub body: Value,
+    /// True when the tokens were issued before, under the same request ID.
+    pub reprint: bool,
+}
+
+impl AppState {
+    /// Vends: validates the request, checks the caller's role, and either reprints the result
+    /// stored under the request ID or issues new tokens and stores them before answering.
+    ///
+    /// # Errors
+    /// [`VendError::Invalid`], [`VendError::Forbidden`], [`VendError::NotFound`],
+    /// [`VendError::RequestIdReused`], [`VendError::KeyChangePending`],
+    /// [`VendError::MeterNotActive`], [`VendError::Refused`], database failures.
+    pub async fn vend(
+        &self,
+        caller: &Caller,
+        request: &VendRequest,
+    ) -> Result<VendOutcome, VendError> {
+        parse_request_id(&request.request_id)?;
+        let pan = parse_pan(&request.meter).map_err(|e| match e {
+            VendError::Invalid { fields, .. } => VendError::fields(
+                fields
+                    .into_values()
+                    .map(|v| ("meter".to_owned(), v))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+        // Validate the shape now; the utility default needs the meter (read below).
+        let spec = parse_spec(&request.token, None)?;
+        let (roles, action) = spec.kind().roles();
+        caller.require(roles, action)?;
+        let db = self.db();
+        let utility = db.meter(&pan).await?.utility;
+        let spec = parse_spec(&request.token, Some(utility))?;
+        let canonical = spec.canonical(&pan).to_string();
+        // Fast path: a reprint needs no lock.
+        if let Some(stored) = find(db.pool(), &request.request_id).await? {
+            self.metrics().reprint();
+            return Ok(VendOutcome {
+                body: reprint(&request.request_id, &canonical, stored)?,
+                reprint: true,
+            });
+        }
+        let started = std::time::Instant::now();
+        let outcome =
+            retry(|| self.vend_once(caller, &request.request_id, &pan, spec, &canonical)).await;
+        match &outcome {
+            Ok(o) if o.reprint => self.metrics().reprint(),
+            Ok(_) => {
+                self.metrics().vend(spec.kind().as_str(), started.elapsed());
+            }
+            Err(e) => self.metrics().vend_error(e.status().1),
+        }
+        outcome
+    }
+
+    async fn vend_once(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        pan: &MeterPan,
+        spec: Spec,
+        canonical: &str,
+    ) -> Result<VendOutcome, VendError> {
+        let db = self.db();
+        let sm = self.security_module();
+        let _turn = db.write_turn().await;
+        let mut tx = db.pool().begin().await?;
+        if !meters::lock(&mut tx, pan).await? {
+            return Err(VendError::NotFound(format!("meter {pan}")));
+        }
+        if let Some(stored) = find(&mut *tx, request_id).await? {
+            return Ok(VendOutcome {
+                body: reprint(request_id, canonical, stored)?,
+                reprint: true,
+            });
+        }
+        let mut meter = meters::load(&mut tx, pan)
+            .await?
+            .ok_or_else(|| VendError::NotFound(format!("meter {pan}")))?;
+        if meter.status != MeterStatus::Active {
+            return Err(VendError::MeterNotActive {
+                pan: pan.to_string(),
+                status: meter.status.to_string(),
+            });
+        }
+        let mut rows = Vec::new();
+        let mut key_change = Value::Null;
+        let want_key_change = match spec {
+            Spec::KeyChange { include_sgc } => Some(include_sgc),
+            Spec::Token(..) if meter.key_change_pending() => match self.key_change_policy() {
+                KeyChangePolicy::IssueFirst => Some(false),
+                KeyChangePolicy::Refuse => {
+                    return Err(VendError::KeyChangePending(pan.to_string()));
+                }
+            },
+            Spec::Token(..) => None,
+        };
+        let mut check_value = None;
+        if let Some(include_sgc) = want_key_change {
+            let issued = sm
+                .issue_key_change(
+                    &meter.description(&meter.current),
+                    &meter.description(&meter.target),
+                    include_sgc,
+                )
+                .await?;
+            let n = issued.set.len();
+            for (i, t) in issued.set.iter().enumerate() {
+                rows.push(IssuedRow {
+                    number: t.number,
+                    class: t.block.class().get(),
+                    subclass: t.block.subclass().get(),
+                    tid: None,
+                    description: format!("key change token {} of {n}", i + 1),
+                });
+            }
+            key_change = json!({
+                "from": meter_key_json(&meter, false),
+                "to": meter_key_json(&meter, true),
+                "from_check_value": issued.current_check_value.to_hex(),
+                "to_check_value": issued.new_check_value.to_hex(),
+                "tokens": n,
+            });
+            check_value = Some(issued.new_check_value);
+            meter.current = meter.target;
+        }
+        let mut tid_issued = None;
+        let mut amount = Value::Null;
+        if let Spec::Token(_, request) = spec {
+            let description = meter.description(&meter.current);
+            let issued = sm.issue(&description, request).await?;
+            if let Some(tid) = issued.token.tid() {
+                let base = description.base_date;
+                if let Some((last_base, last)) = meter.last_tid
+                    && last_base == base
+                    && tid.get() <= last.get()
+                {
+                    tracing::error!(
+                        pan = pan.as_str(),
+                        tid = tid.get(),
+                        last = last.get(),
+                        "security module TID is not after the recorded one"
+                    );
+                    return Err(VendError::TidConflict(pan.to_string()));
+                }
+                meter.last_tid = Some((base, tid));
+                tid_issued = Some(tid.get());
+            }
+            check_value = issued.check_value.or(check_value);
+            rows.push(IssuedRow {
+                number: issued.number,
+                class: issued.token.class().get(),
+                subclass: issued.token.subclass().get(),
+                tid: issued.token.tid().map(|t| t.get()),
+                description: describe(
+                    &issued.token,
+                    issued.token.tid().map(|t| t.to_time(description.base_date)),
+                ),
+            });
+            amount = credit_amount(&issued.token);
+        }
+        let now = now_seconds();
+        let sm_id = sm.id().as_str().to_owned();
+        let kcv = check_value.map(|k| k.to_hex());
+        let body = json!({
+            "request_id": request_id,
+            "meter": pan.as_str(),
+            "kind": spec.kind().as_str(),
+            "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
+            "tokens": rows.iter().map(token_json).collect::<Vec<_>>(),
+            "tid": tid_issued,
+            "security_module": sm_id,
+            "check_value": kcv,
+            "key_change": key_change,
+            "amount": amount,
+            "created": now,
+            "reprint": false,
+        });
+        sqlx::query(
+            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(request_id)
+        .bind(pan.as_str())
+        .bind(spec.kind().as_str())
+        .bind(canonical)
+        .bind(body.to_string())
+        .bind(&sm_id)
+        .bind(kcv.as_deref())
+        .bind(tid_issued.map(i64::from))
+        .bind(&caller.key_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let tid_base = meter.current.base_date.to_string();
+        for (position, row) in rows.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(request_id)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(pan.as_str())
+            .bind(row.number.to_string())
+            .bind(i64::from(row.class))
+            .bind(i64::from(row.subclass))
+            .bind(row.tid.map(i64::from))
+            .bind(row.tid.map(|_| tid_base.clone()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        meter.updated = now;
+        meters::store(&mut tx, &meter).await?;
+        audit::append(
+            &mut tx,
+            &audit::Entry {
+                key_id: Some(&caller.key_id),
+                request_id: Some(request_id),
+                sm_id: Some(&sm_id),
+                kcv: kcv.as_deref(),
+                action: if want_key_change.is_some() && matches!(spec, Spec::Token(..)) {
+                    "vend.key_change_and_token"
+                } else {
+                    match spec.kind() {
+                        VendKind::Credit => "vend.credit",
+                        VendKind::Management => "vend.management",
+                        VendKind::KeyChange => "vend.key_change",
+                    }
+                },
+                details: json!({
+                    "meter": pan.as_str(),
+                    "tokens": rows.len(),
+                    "tid": tid_issued,
+                    "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            request_id,
+            pan = pan.as_str(),
+            kind = spec.kind().as_str(),
+            tokens = rows.len(),
+            tid = tid_issued,
+            key = caller.key_id,
+            "vend issued"
+        );
+        Ok(VendOutcome {
+            body,
+            reprint: false,
+        })
+    }
+
+    /// A past result by request ID.
+    ///
+    /// # Errors
+    /// [`VendError::NotFound`], database failures.
+    pub async fn vend_result(&self, request_id: &str) -> Result<Value, VendError> {
+        let (_, response) = find(self.db().pool(), request_id)
+            .await?
+            .ok_or_else(|| VendError::NotFound(format!("request ID {request_id}")))?;
+        serde_json::from_str(&response)
+            .map_err(|e| VendError::Internal(format!("stored response of {request_id}: {e}")))
+    }
+
+    /// A meter's results, newest first, before the vend sequence `before` (0 for the newest).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn vends_of(
+        &self,
+        pan: &MeterPan,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Value>, VendError> {
+        let before = if before <= 0 { i64::MAX } else { before };
+        let rows = sqlx::query(
+            "SELECT id, response FROM vends WHERE pan = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(pan.as_str())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let text: String = r.try_get(1)?;
+                let mut v: Value = serde_json::from_str(&text)
+                    .map_err(|e| VendError::Internal(format!("stored vend {id}: {e}")))?;
+                v["sequence"] = json!(id);
+                Ok(v)
+            })
+            .collect()
+    }
+}
+
+fn meter_key_json(meter: &Meter, target: bool) -> Value {
+    let k = if target {
+        &meter.target
+    } else {
+        &meter.current
+    };
+    json!({
+        "sgc": k.supply_group.to_string(),
+        "ti": k.tariff_index.to_string(),
+        "krn": k.key_revision.to_string(),
+        "kt": k.key_type.to_string(),
+        "base_date": k.base_date.to_string(),
+        "dkga": k.derivation.to_string(),
+    })
+}
+
+/// The credit a token carries (null for other tokens).
+fn credit_amount(token: &Token) -> Value {
+    match token {
+        Token::TransferCredit {
+            service, amount, ..
+        } => {
+            let t = amount.value();
+            json!({"service": service_name(*service), "units": format!("{}.{}", t / 10, t % 10)})
+        }
+        Token::CurrencyCredit {
+            service, amount, ..
+        } => json!({"service": service_name(*service), "currency": amount.to_string()}),
+        _ => Value::Null,
+    }
+}
