@@ -21,7 +21,7 @@ use crate::{
     random::{self, RandomError},
     store::{self, StoreError, StoreKind},
     vending::{GenerateError, generate_vending_key},
-    wrap::{KdfCost, KdfParams, KeyWrapper, PassphraseWrapper, WrapError},
+    wrap::{KdfCost, KdfParams, KeyWrapper, PASSPHRASE_SCHEME, PassphraseWrapper, WrapError},
 };
 
 /// A KMC request that is refused or fails.
@@ -30,6 +30,14 @@ pub enum KmcError {
     /// The passphrase does not open this store's key-encryption key.
     #[error("wrong passphrase for this KMC store")]
     WrongPassphrase,
+    /// The store's secrets are wrapped by another backend than the one given.
+    #[error("the store's keys are wrapped with {store}, not {given}")]
+    WrongKeyWrapper {
+        /// The store's scheme.
+        store: String,
+        /// The scheme given.
+        given: &'static str,
+    },
     /// `create` on a store that already holds a KMC.
     #[error("the store is already initialized")]
     AlreadyInitialized,
@@ -152,6 +160,7 @@ impl std::fmt::Debug for Kmc {
 }
 
 const KDF: &str = "kdf";
+const KEK_SCHEME: &str = "kek-scheme";
 const KEK_CHECK: &str = "kek-check";
 const SIGNING_KEY: &str = "signing-key";
 const PUBLIC_KEY: &str = "public-key";
@@ -167,8 +176,8 @@ fn key_binding(id: KeyId, attributes: &KeyAttributes) -> Vec<u8> {
 }
 
 impl Kmc {
-    /// Creates a KMC in a new store file: a KEK from `passphrase` (Argon2id with `cost`) and an
-    /// Ed25519 signing key, stored wrapped.
+    /// Creates a KMC in a new store file: a KEK from `passphrase` (Argon2id with `cost`, the
+    /// parameters and salt stored in the store) and an Ed25519 signing key, stored wrapped.
     ///
     /// # Errors
     /// [`KmcError::AlreadyInitialized`] for a store that holds a KMC; store and randomness
@@ -178,23 +187,50 @@ impl Kmc {
         passphrase: &Passphrase,
         cost: KdfCost,
     ) -> Result<Self, KmcError> {
-        let pool = store::open(path, StoreKind::Kmc, true).await?;
-        let mut tx = pool.begin().await?;
-        if store::meta(&mut tx, KDF).await?.is_some() {
-            return Err(KmcError::AlreadyInitialized);
-        }
         let params = KdfParams::generate(cost)?;
         let wrapper = PassphraseWrapper::derive(passphrase, &params)?;
+        Self::create_inner(path, Box::new(wrapper), Some(&params)).await
+    }
+
+    /// Creates a KMC whose secrets are wrapped by `wrapper` (for example a KEK held in an
+    /// HSM); open it again with [`Kmc::open_with_wrapper`] and the same backend.
+    ///
+    /// # Errors
+    /// As [`Kmc::create`].
+    pub async fn create_with_wrapper(
+        path: &Path,
+        wrapper: Box<dyn KeyWrapper>,
+    ) -> Result<Self, KmcError> {
+        Self::create_inner(path, wrapper, None).await
+    }
+
+    async fn create_inner(
+        path: &Path,
+        wrapper: Box<dyn KeyWrapper>,
+        params: Option<&KdfParams>,
+    ) -> Result<Self, KmcError> {
+        let pool = store::open(path, StoreKind::Kmc, true).await?;
+        let mut tx = pool.begin().await?;
+        if store::meta(&mut tx, KEK_CHECK).await?.is_some() {
+            return Err(KmcError::AlreadyInitialized);
+        }
         let seed = Zeroizing::new(random::bytes::<32>()?);
         let signing_key = SigningKey::from_bytes(&seed);
         let public = KmcPublicKey::from_signing(&signing_key);
-        store::set_meta(&mut tx, KDF, &params.to_string()).await?;
+        if let Some(params) = params {
+            store::set_meta(&mut tx, KDF, &params.to_string()).await?;
+        }
+        store::set_meta(&mut tx, KEK_SCHEME, wrapper.scheme()).await?;
         let check = wrapper.wrap(KEK_CHECK_BINDING, KEK_CHECK_BINDING)?;
         store::set_meta(&mut tx, KEK_CHECK, &hex::encode_upper(&check)).await?;
         let wrapped = wrapper.wrap(seed.as_slice(), SIGNING_KEY_BINDING)?;
         store::set_meta(&mut tx, SIGNING_KEY, &hex::encode_upper(&wrapped)).await?;
         store::set_meta(&mut tx, PUBLIC_KEY, &public.to_string()).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let cost = params.map(|p| {
+            let c = p.cost();
+            json!({"m": c.memory_kib, "t": c.iterations, "p": c.parallelism})
+        });
         audit::append(
             &mut tx,
             clock.unix_seconds(),
@@ -203,28 +239,60 @@ impl Kmc {
             &json!({
                 "kmc_public_key": public.to_string(),
                 "kek": wrapper.scheme(),
-                "argon2id": {"m": cost.memory_kib, "t": cost.iterations, "p": cost.parallelism},
+                "argon2id": cost,
             }),
         )
         .await?;
         tx.commit().await?;
         Ok(Self {
             pool,
-            wrapper: Box::new(wrapper),
+            wrapper,
             signing_key,
             clock,
         })
     }
 
-    /// Opens an existing KMC store.
+    /// Opens an existing KMC store with its passphrase.
     ///
     /// # Errors
-    /// [`KmcError::WrongPassphrase`]; store failures.
+    /// [`KmcError::WrongPassphrase`]; [`KmcError::WrongKeyWrapper`] for a store created with
+    /// another backend; store failures.
     pub async fn open(path: &Path, passphrase: &Passphrase) -> Result<Self, KmcError> {
         let pool = store::open(path, StoreKind::Kmc, false).await?;
         let mut conn = pool.acquire().await?;
-        let params: KdfParams = store::required_meta(&mut conn, KDF).await?.parse()?;
-        let wrapper = PassphraseWrapper::derive(passphrase, &params)?;
+        let params = store::meta(&mut conn, KDF).await?;
+        drop(conn);
+        let Some(params) = params else {
+            return Err(KmcError::WrongKeyWrapper {
+                store: scheme_of(&pool).await?,
+                given: PASSPHRASE_SCHEME,
+            });
+        };
+        let wrapper = PassphraseWrapper::derive(passphrase, &params.parse()?)?;
+        Self::open_inner(pool, Box::new(wrapper)).await
+    }
+
+    /// Opens an existing KMC store whose secrets `wrapper` wraps.
+    ///
+    /// # Errors
+    /// As [`Kmc::open`].
+    pub async fn open_with_wrapper(
+        path: &Path,
+        wrapper: Box<dyn KeyWrapper>,
+    ) -> Result<Self, KmcError> {
+        let pool = store::open(path, StoreKind::Kmc, false).await?;
+        Self::open_inner(pool, wrapper).await
+    }
+
+    async fn open_inner(pool: SqlitePool, wrapper: Box<dyn KeyWrapper>) -> Result<Self, KmcError> {
+        let store_scheme = scheme_of(&pool).await?;
+        if store_scheme != wrapper.scheme() {
+            return Err(KmcError::WrongKeyWrapper {
+                store: store_scheme,
+                given: wrapper.scheme(),
+            });
+        }
+        let mut conn = pool.acquire().await?;
         let check = hex_meta(&mut conn, KEK_CHECK).await?;
         match wrapper.unwrap(&check, KEK_CHECK_BINDING) {
             Ok(_) => {}
@@ -241,7 +309,7 @@ impl Kmc {
         drop(conn);
         Ok(Self {
             pool,
-            wrapper: Box::new(wrapper),
+            wrapper,
             signing_key,
             clock: Arc::new(SystemClock),
         })
@@ -736,6 +804,12 @@ pub(crate) fn attributes_json(a: &KeyAttributes) -> serde_json::Value {
         "issued_until": a.issued_until.to_string(),
         "credit_limit": keyload::credit_limit_text(a.credit_limit),
     })
+}
+
+/// The wrapping scheme a store was created with.
+async fn scheme_of(pool: &SqlitePool) -> Result<String, StoreError> {
+    let mut conn = pool.acquire().await?;
+    store::required_meta(&mut conn, KEK_SCHEME).await
 }
 
 async fn hex_meta(conn: &mut SqliteConnection, name: &str) -> Result<Vec<u8>, StoreError> {

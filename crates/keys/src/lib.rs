@@ -32,4 +32,4 @@ pub use sm::{
 };
 pub use store::StoreError;
 pub use vending::{DesKeyError, GenerateError, KeyCheckValue, generate_vending_key};
-pub use wrap::{KdfCost, KdfParams, KeyWrapper, PassphraseWrapper, WrapError};
+pub use wrap::{KdfCost, KdfParams, KeyWrapper, PASSPHRASE_SCHEME, PassphraseWrapper, WrapError};

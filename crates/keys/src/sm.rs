@@ -30,7 +30,7 @@ use crate::{
     keyload::{self, KeyloadError, attributes_binding},
     random::RandomError,
     store::{self, StoreError, StoreKind},
-    wrap::{KdfCost, KdfParams, KeyWrapper, PassphraseWrapper, WrapError},
+    wrap::{KdfCost, KdfParams, KeyWrapper, PASSPHRASE_SCHEME, PassphraseWrapper, WrapError},
 };
 
 /// A security module request that is refused or fails.
@@ -39,6 +39,14 @@ pub enum SmError {
     /// The passphrase does not open this store's key-encryption key.
     #[error("wrong passphrase for this security module store")]
     WrongPassphrase,
+    /// The store's secrets are wrapped by another backend than the one given.
+    #[error("the store's keys are wrapped with {store}, not {given}")]
+    WrongKeyWrapper {
+        /// The store's scheme.
+        store: String,
+        /// The scheme given.
+        given: &'static str,
+    },
     /// `create` on a store that already holds a security module.
     #[error("the store is already initialized")]
     AlreadyInitialized,
@@ -213,6 +221,7 @@ impl std::fmt::Debug for SecurityModule {
 }
 
 const KDF: &str = "kdf";
+const KEK_SCHEME: &str = "kek-scheme";
 const KEK_CHECK: &str = "kek-check";
 const SM_ID: &str = "sm-id";
 const KMC_KEY: &str = "trusted-kmc-key";
@@ -248,15 +257,42 @@ impl SecurityModule {
         id: SecurityModuleId,
         trusted_kmc: KmcPublicKey,
     ) -> Result<Self, SmError> {
-        let pool = store::open(path, StoreKind::SecurityModule, true).await?;
-        let mut tx = pool.begin().await?;
-        if store::meta(&mut tx, KDF).await?.is_some() {
-            return Err(SmError::AlreadyInitialized);
-        }
         let params = KdfParams::generate(cost)?;
         let wrapper = PassphraseWrapper::derive(passphrase, &params)?;
+        Self::create_inner(path, Box::new(wrapper), Some(&params), id, trusted_kmc).await
+    }
+
+    /// Creates a security module whose secrets are wrapped by `wrapper` (for example a KEK
+    /// held in an HSM); open it again with [`SecurityModule::open_with_wrapper`].
+    ///
+    /// # Errors
+    /// As [`SecurityModule::create`].
+    pub async fn create_with_wrapper(
+        path: &Path,
+        wrapper: Box<dyn KeyWrapper>,
+        id: SecurityModuleId,
+        trusted_kmc: KmcPublicKey,
+    ) -> Result<Self, SmError> {
+        Self::create_inner(path, wrapper, None, id, trusted_kmc).await
+    }
+
+    async fn create_inner(
+        path: &Path,
+        wrapper: Box<dyn KeyWrapper>,
+        params: Option<&KdfParams>,
+        id: SecurityModuleId,
+        trusted_kmc: KmcPublicKey,
+    ) -> Result<Self, SmError> {
+        let pool = store::open(path, StoreKind::SecurityModule, true).await?;
+        let mut tx = pool.begin().await?;
+        if store::meta(&mut tx, KEK_CHECK).await?.is_some() {
+            return Err(SmError::AlreadyInitialized);
+        }
         let recipient = RecipientSecret::generate()?;
-        store::set_meta(&mut tx, KDF, &params.to_string()).await?;
+        if let Some(params) = params {
+            store::set_meta(&mut tx, KDF, &params.to_string()).await?;
+        }
+        store::set_meta(&mut tx, KEK_SCHEME, wrapper.scheme()).await?;
         let check = wrapper.wrap(KEK_CHECK_BINDING, KEK_CHECK_BINDING)?;
         store::set_meta(&mut tx, KEK_CHECK, &hex::encode_upper(&check)).await?;
         store::set_meta(&mut tx, SM_ID, id.as_str()).await?;
@@ -267,6 +303,10 @@ impl SecurityModule {
         )?;
         store::set_meta(&mut tx, RECIPIENT_SECRET, &hex::encode_upper(&wrapped)).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let cost = params.map(|p| {
+            let c = p.cost();
+            json!({"m": c.memory_kib, "t": c.iterations, "p": c.parallelism})
+        });
         audit::append(
             &mut tx,
             clock.unix_seconds(),
@@ -277,14 +317,14 @@ impl SecurityModule {
                 "public_key": recipient.public_key().to_string(),
                 "trusted_kmc_key": trusted_kmc.to_string(),
                 "kek": wrapper.scheme(),
-                "argon2id": {"m": cost.memory_kib, "t": cost.iterations, "p": cost.parallelism},
+                "argon2id": cost,
             }),
         )
         .await?;
         tx.commit().await?;
         Ok(Self {
             pool,
-            wrapper: Box::new(wrapper),
+            wrapper,
             id,
             recipient,
             trusted_kmc,
@@ -293,15 +333,48 @@ impl SecurityModule {
         })
     }
 
-    /// Opens an existing security module store.
+    /// Opens an existing security module store with its passphrase.
     ///
     /// # Errors
-    /// [`SmError::WrongPassphrase`]; store failures.
+    /// [`SmError::WrongPassphrase`]; [`SmError::WrongKeyWrapper`] for a store created with
+    /// another backend; store failures.
     pub async fn open(path: &Path, passphrase: &Passphrase) -> Result<Self, SmError> {
         let pool = store::open(path, StoreKind::SecurityModule, false).await?;
         let mut conn = pool.acquire().await?;
-        let params: KdfParams = store::required_meta(&mut conn, KDF).await?.parse()?;
-        let wrapper = PassphraseWrapper::derive(passphrase, &params)?;
+        let params = store::meta(&mut conn, KDF).await?;
+        let scheme = store::required_meta(&mut conn, KEK_SCHEME).await?;
+        drop(conn);
+        let Some(params) = params else {
+            return Err(SmError::WrongKeyWrapper {
+                store: scheme,
+                given: PASSPHRASE_SCHEME,
+            });
+        };
+        let wrapper = PassphraseWrapper::derive(passphrase, &params.parse()?)?;
+        Self::open_inner(pool, Box::new(wrapper)).await
+    }
+
+    /// Opens an existing security module store whose secrets `wrapper` wraps.
+    ///
+    /// # Errors
+    /// As [`SecurityModule::open`].
+    pub async fn open_with_wrapper(
+        path: &Path,
+        wrapper: Box<dyn KeyWrapper>,
+    ) -> Result<Self, SmError> {
+        let pool = store::open(path, StoreKind::SecurityModule, false).await?;
+        Self::open_inner(pool, wrapper).await
+    }
+
+    async fn open_inner(pool: SqlitePool, wrapper: Box<dyn KeyWrapper>) -> Result<Self, SmError> {
+        let mut conn = pool.acquire().await?;
+        let scheme = store::required_meta(&mut conn, KEK_SCHEME).await?;
+        if scheme != wrapper.scheme() {
+            return Err(SmError::WrongKeyWrapper {
+                store: scheme,
+                given: wrapper.scheme(),
+            });
+        }
         let check = hex_meta(&mut conn, KEK_CHECK).await?;
         match wrapper.unwrap(&check, KEK_CHECK_BINDING) {
             Ok(_) => {}
@@ -328,7 +401,7 @@ impl SecurityModule {
         drop(conn);
         Ok(Self {
             pool,
-            wrapper: Box::new(wrapper),
+            wrapper,
             id,
             recipient,
             trusted_kmc,

@@ -8,7 +8,7 @@
 
 mod passphrase;
 
-pub use passphrase::{KdfCost, KdfParams, PassphraseWrapper};
+pub use passphrase::{KdfCost, KdfParams, PASSPHRASE_SCHEME, PassphraseWrapper};
 
 use crate::{random::RandomError, secret::SecretBytes};
 

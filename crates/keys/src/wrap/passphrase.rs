@@ -151,6 +151,9 @@ pub struct PassphraseWrapper {
 }
 
 const VERSION: u8 = 1;
+
+/// The scheme name of [`PassphraseWrapper`], recorded in stores it wraps.
+pub const PASSPHRASE_SCHEME: &str = "argon2id-xchacha20poly1305-v1";
 const AAD_PREFIX: &[u8] = b"sts-keys wrap v1\0";
 
 impl PassphraseWrapper {
@@ -181,7 +184,7 @@ impl fmt::Debug for PassphraseWrapper {
 
 impl KeyWrapper for PassphraseWrapper {
     fn scheme(&self) -> &'static str {
-        "argon2id-xchacha20poly1305-v1"
+        PASSPHRASE_SCHEME
     }
 
     fn wrap(&self, secret: &[u8], binding: &[u8]) -> Result<Vec<u8>, WrapError> {
