@@ -307,3 +307,29 @@ pub fn numbers(vend: &Value) -> Vec<String> {
         .map(|t| t["number"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// A simulated meter for `description`, its decoder key derived here from the vending key.
+pub async fn sim_meter(w: &World, description: &MeterDescription) -> sts_meter::Meter {
+    let vk = w
+        .vending_key(description.supply_group, description.key_revision.get())
+        .await;
+    let dk = sts_core::derive_decoder_key(&vk, description).unwrap();
+    sts_meter::Meter::new(
+        sts_meter::MeterConfig::new(description.pan),
+        sts_meter::KeyAttributes::from_description(description, KeyExpiryNumber::NEVER),
+        dk,
+    )
+    .unwrap()
+}
+
+/// Enters every token of a vend answer into `meter`; returns what each did.
+pub fn enter_all(meter: &mut sts_meter::Meter, vend: &Value) -> Vec<sts_meter::Applied> {
+    numbers(vend)
+        .iter()
+        .map(|n| {
+            meter
+                .enter(n.parse().unwrap(), 1_780_000_000)
+                .unwrap_or_else(|e| panic!("meter rejected {n}: {e:?}"))
+        })
+        .collect()
+}
