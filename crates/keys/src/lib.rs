@@ -33,3 +33,5 @@ pub use sm::{
 pub use store::StoreError;
 pub use vending::{DesKeyError, GenerateError, KeyCheckValue, generate_vending_key};
 pub use wrap::{KdfCost, KdfParams, KeyWrapper, PASSPHRASE_SCHEME, PassphraseWrapper, WrapError};
+#[cfg(feature = "pkcs11")]
+pub use wrap::{PKCS11_SCHEME, Pkcs11Wrapper};

@@ -7,8 +7,12 @@
 //! A PKCS#11 backend that keeps the KEK inside a token implements the same trait.
 
 mod passphrase;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 
 pub use passphrase::{KdfCost, KdfParams, PASSPHRASE_SCHEME, PassphraseWrapper};
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{PKCS11_SCHEME, Pkcs11Wrapper};
 
 use crate::{random::RandomError, secret::SecretBytes};
 
@@ -25,6 +29,12 @@ pub enum WrapError {
     /// The KDF parameters are out of range.
     #[error("key derivation parameters out of range: {0}")]
     Parameters(String),
+    /// The token refused the PIN.
+    #[error("the PKCS#11 token refused the PIN")]
+    WrongPin,
+    /// The wrapping backend (a PKCS#11 token) failed.
+    #[error("key wrapping backend: {0}")]
+    Backend(String),
     /// The OS CSPRNG failed.
     #[error(transparent)]
     Random(#[from] RandomError),
