@@ -163,9 +163,9 @@ pub(crate) struct DecoderKeySource {
     pub(crate) decoder_key_env: String,
 }
 
-/// The meter a token is for.
+/// A meter's identity: the inputs of its decoder key.
 #[derive(Debug, Args, Clone)]
-pub(crate) struct MeterArgs {
+pub(crate) struct MeterIdentityArgs {
     /// Meter PAN: 18 digits with its Luhn check digit (or give --drn).
     #[arg(long, value_name = "PAN", conflicts_with = "drn")]
     pub(crate) pan: Option<MeterPan>,
@@ -197,6 +197,13 @@ pub(crate) struct MeterArgs {
     /// Key expiry number, 0-255: tokens whose TID is past it are refused (255 never expires).
     #[arg(long, value_name = "KEN", default_value = "255")]
     pub(crate) ken: KeyExpiryNumber,
+}
+
+/// The meter a token is for, and where its key comes from.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct MeterArgs {
+    #[command(flatten)]
+    pub(crate) identity: MeterIdentityArgs,
     #[command(flatten)]
     pub(crate) vending_key: VendingKeySource,
     #[command(flatten)]

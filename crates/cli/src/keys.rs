@@ -13,7 +13,7 @@ use sts_core::{
 use zeroize::Zeroizing;
 
 use crate::{
-    args::MeterArgs,
+    args::{MeterArgs, MeterIdentityArgs},
     failure::{Failure, Hint, fail},
 };
 
@@ -69,7 +69,7 @@ pub(crate) struct Meter {
 }
 
 /// The PAN from `--pan` or `--drn`.
-pub(crate) fn pan(meter: &MeterArgs) -> Result<Option<MeterPan>, Failure> {
+pub(crate) fn pan(meter: &MeterIdentityArgs) -> Result<Option<MeterPan>, Failure> {
     if let Some(pan) = meter.pan {
         return Ok(Some(pan));
     }
@@ -86,7 +86,7 @@ pub(crate) fn pan(meter: &MeterArgs) -> Result<Option<MeterPan>, Failure> {
 
 /// The full key derivation inputs, or an error naming what is missing.
 pub(crate) fn description(
-    meter: &MeterArgs,
+    meter: &MeterIdentityArgs,
     derivation: KeyDerivationAlgorithm,
 ) -> Result<MeterDescription, Failure> {
     let missing = |what: &str| {
@@ -108,7 +108,10 @@ pub(crate) fn description(
 }
 
 /// The derivation algorithm: `--dkga`, else by the vending key's length.
-pub(crate) fn derivation(meter: &MeterArgs, vending_key: &VendingKey) -> KeyDerivationAlgorithm {
+pub(crate) fn derivation(
+    meter: &MeterIdentityArgs,
+    vending_key: &VendingKey,
+) -> KeyDerivationAlgorithm {
     meter.dkga.unwrap_or(if vending_key.bits() == 160 {
         KeyDerivationAlgorithm::Dkga04
     } else {
@@ -141,29 +144,34 @@ pub(crate) fn meter(args: &MeterArgs) -> Result<Option<Meter>, Failure> {
             "a decoder key is 16 hex digits (EA07, EA09) or 32 (EA11)",
         )?;
         // The inputs are optional with a direct key; keep them when complete, for display.
-        let description = match (pan(args)?, args.sgc, args.ti, args.krn) {
+        let description = match (
+            pan(&args.identity)?,
+            args.identity.sgc,
+            args.identity.ti,
+            args.identity.krn,
+        ) {
             (Some(pan), Some(supply_group), Some(tariff_index), Some(key_revision)) => {
                 Some(MeterDescription {
                     pan,
                     supply_group,
                     tariff_index,
                     key_revision,
-                    key_type: args.kt,
-                    base_date: args.base_date,
-                    algorithm: args.ea,
-                    derivation: args.dkga.unwrap_or(KeyDerivationAlgorithm::Dkga02),
+                    key_type: args.identity.kt,
+                    base_date: args.identity.base_date,
+                    algorithm: args.identity.ea,
+                    derivation: args.identity.dkga.unwrap_or(KeyDerivationAlgorithm::Dkga02),
                 })
             }
             _ => None,
         };
         (key, description)
     } else if let Some(vending_key) = vending_key(args)? {
-        let description = description(args, derivation(args, &vending_key))?;
+        let description = description(&args.identity, derivation(&args.identity, &vending_key))?;
         (derive(&vending_key, &description)?, Some(description))
     } else {
         return Ok(None);
     };
-    let cipher = cipher(args.ea, &key)?;
+    let cipher = cipher(args.identity.ea, &key)?;
     Ok(Some(Meter {
         description,
         key,

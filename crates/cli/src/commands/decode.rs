@@ -30,7 +30,8 @@ pub(crate) fn run(args: &DecodeArgs, json: bool) -> Outcome {
     }
     match decode(number, meter.as_ref().map(|m| &m.cipher)) {
         Ok(decoded) => {
-            let (summary, mut fields) = describe(&decoded.token, Some(args.meter.base_date));
+            let (summary, mut fields) =
+                describe(&decoded.token, Some(args.meter.identity.base_date));
             if json {
                 if let Some(map) = fields.as_object_mut() {
                     map.insert("valid".into(), json!(true));

@@ -17,7 +17,10 @@ pub(crate) fn run(args: &DeriveKeyArgs, json: bool) -> Outcome {
             ),
         )
     })?;
-    let description = keys::description(meter, keys::derivation(meter, &vending_key))?;
+    let description = keys::description(
+        &meter.identity,
+        keys::derivation(&meter.identity, &vending_key),
+    )?;
     let key = keys::derive(&vending_key, &description)?;
     let mut buf = [0u8; 32];
     let hex = key.expose_hex(&mut buf);

@@ -44,17 +44,17 @@ fn tid(time: &IssueTimeArgs, meter: &MeterArgs) -> Result<TokenIdentifier, Failu
         }
         None => {
             let at = time.time.unwrap_or_else(now);
-            TokenIdentifier::issue(at, meter.base_date).hint(
-                format!("no TID for {at} under base date {}", meter.base_date),
+            TokenIdentifier::issue(at, meter.identity.base_date).hint(
+                format!("no TID for {at} under base date {}", meter.identity.base_date),
                 "check --time and --base-date; a meter past its base date's last minute needs a rollover key change",
             )?
         }
     };
-    if tid.is_expired_under(meter.ken) {
+    if tid.is_expired_under(meter.identity.ken) {
         return Err(fail(
             format!(
                 "the meter's key has expired: TID {tid} is past key expiry number {}",
-                meter.ken
+                meter.identity.ken
             ),
             "issue a key change with a later --new-ken first, or check --time",
         ));
@@ -280,7 +280,7 @@ pub(crate) fn run(command: &IssueCommand, json: bool) -> Outcome {
         "cannot encode the token",
         "for a meter test, the control bits and manufacturer code must fit the format (short: 36 bits and 0-255, long: 28 bits and 0-65535)",
     )?;
-    let (summary, mut fields) = describe(&token, meter_args.map(|m| m.base_date));
+    let (summary, mut fields) = describe(&token, meter_args.map(|m| m.identity.base_date));
     if json {
         if let Some(map) = fields.as_object_mut() {
             map.insert("token".into(), json!(number.to_string()));

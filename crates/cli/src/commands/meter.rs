@@ -109,7 +109,7 @@ fn create(args: &MeterCreateArgs, json: bool) -> Outcome {
         config.manufacturer = ManufacturerCode::try_from(code)
             .hint("invalid --manufacturer", "a manufacturer code is 0-9999")?;
     }
-    let attributes = KeyAttributes::from_description(&description, args.meter.ken);
+    let attributes = KeyAttributes::from_description(&description, args.meter.identity.ken);
     let meter = Meter::new(config, attributes, resolved.key).hint(
         "cannot create the meter",
         "check --tid-memory (1-256) and the key for --ea",
