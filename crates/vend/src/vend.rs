@@ -414,9 +414,13 @@ impl AppState {
         let canonical = spec.canonical(&pan).to_string();
         // Fast path: a reprint needs no lock.
         if let Some(stored) = find(db.pool(), &request.request_id).await? {
-            self.metrics().reprint();
+            let answer = reprint(&request.request_id, &canonical, stored);
+            match &answer {
+                Ok(_) => self.metrics().reprint(),
+                Err(e) => self.metrics().vend_error(e.status().1),
+            }
             return Ok(VendOutcome {
-                body: reprint(&request.request_id, &canonical, stored)?,
+                body: answer?,
                 reprint: true,
             });
         }

@@ -1,7 +1,13 @@
 //! A KMC, a security module with loaded keys, and the vending service over a SQLite file in a
 //! temporary directory, with an API key per role. Requests go through the real router.
 
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::panic
+)]
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -240,6 +246,15 @@ impl World {
         let parsed = keyload::parse(file.as_bytes()).unwrap();
         parsed.verify(&self.kmc.public_key()).unwrap();
         parsed.open(&reader).unwrap().remove(0).key
+    }
+
+    /// The meter's decoder key made ready, derived here from the vending key.
+    pub async fn cipher_for(&self, meter: &MeterDescription) -> TokenCipher {
+        let vk = self
+            .vending_key(meter.supply_group, meter.key_revision.get())
+            .await;
+        let dk = sts_core::derive_decoder_key(&vk, meter).unwrap();
+        TokenCipher::new(meter.algorithm, &dk).unwrap()
     }
 
     /// Decodes `number` for `meter` with a decoder key derived here from the vending key.

@@ -1,0 +1,171 @@
+//! Concurrency: 64 clients vending to 10 meters through the real router at once; one request
+//! ID sent concurrently; every acknowledged vend is in the database and decodes.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/world.rs"]
+mod support;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Instant,
+};
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use sts_core::{TokenNumber, decode};
+use support::{call, description, numbers, pan, world};
+
+const CLIENTS: usize = 64;
+const METERS: u64 = 10;
+const VENDS_PER_CLIENT: usize = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend() {
+    let w = world().await;
+    for m in 0..METERS {
+        w.register(w.meter_body(&pan(100 + m))).await;
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let router = w.router.clone();
+        let key = w.vendor.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..VENDS_PER_CLIENT {
+                let meter = pan(100 + ((client + i) as u64 % METERS));
+                let id = format!("client-{client}-{i}");
+                let body = json!({"request_id": id, "meter": meter, "token": {"type": "credit", "amount": format!("{}.{}", client + 1, i)}});
+                let a = call(&router, Method::POST, "/v1/vends", Some(&key), Some(body)).await;
+                assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+                acknowledged.push((id, meter, a.body));
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    let total = CLIENTS * VENDS_PER_CLIENT;
+    assert_eq!(acknowledged.len(), total);
+    println!(
+        "{total} vends by {CLIENTS} clients in {:.2} s: {:.0} vends/s (debug build, SQLite, synchronous=FULL)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+
+    // Per meter: TIDs unique, and strictly increasing in the order the vends were recorded.
+    let mut by_meter: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut ciphers = HashMap::new();
+    for m in 0..METERS {
+        let p = pan(100 + m);
+        let meter = w.get(&format!("/v1/meters/{p}"), &w.admin).await.body;
+        ciphers.insert(p.clone(), w.cipher_for(&description(&meter)).await);
+        let list = w
+            .get(&format!("/v1/meters/{p}/vends?limit=1000"), &w.auditor)
+            .await;
+        let mut tids: Vec<u64> = list.body["vends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["tid"].as_u64().unwrap())
+            .collect();
+        tids.reverse();
+        for pair in tids.windows(2) {
+            assert!(pair[0] < pair[1], "meter {p}: TIDs {tids:?}");
+        }
+        assert_eq!(meter["last_tid"].as_u64(), tids.last().copied());
+        by_meter.insert(p, tids);
+    }
+    assert_eq!(
+        by_meter.values().map(Vec::len).sum::<usize>(),
+        total,
+        "no lost or extra vend"
+    );
+
+    // Every acknowledged vend is stored as answered, and its token decodes for its meter.
+    let mut seen = BTreeSet::new();
+    for (id, meter, body) in &acknowledged {
+        let stored = w.get(&format!("/v1/vends/{id}"), &w.auditor).await;
+        assert_eq!(numbers(&stored.body), numbers(body));
+        let number: TokenNumber = numbers(body)[0].parse().unwrap();
+        assert!(seen.insert(number), "duplicate token");
+        let token = decode(number, Some(&ciphers[meter])).unwrap().token;
+        assert_eq!(
+            u64::from(token.tid().unwrap().get()),
+            body["tid"].as_u64().unwrap()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_request_id_sent_concurrently_issues_one_token() {
+    let w = world().await;
+    w.register(w.meter_body(&pan(1))).await;
+    w.register(w.meter_body(&pan(2))).await;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let router = w.router.clone();
+        let key = w.vendor.clone();
+        // Half the copies name the meter by DRN: the same request all the same.
+        let meter = if i % 2 == 0 {
+            pan(1)
+        } else {
+            "00000000001".to_owned()
+        };
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"request_id": "same", "meter": meter, "token": {"type": "credit", "amount": "7"}});
+            call(&router, Method::POST, "/v1/vends", Some(&key), Some(body)).await
+        }));
+    }
+    // Meanwhile the same ID with other content, to another meter.
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        let router = w.router.clone();
+        let key = w.vendor.clone();
+        others.push(tokio::spawn(async move {
+            let body = json!({"request_id": "same", "meter": pan(2), "token": {"type": "credit", "amount": "7"}});
+            call(&router, Method::POST, "/v1/vends", Some(&key), Some(body)).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let mut other_answers = Vec::new();
+    for t in others {
+        other_answers.push(t.await.unwrap());
+    }
+    let stored = w.get("/v1/vends/same", &w.auditor).await.body;
+    let winner = stored["meter"].as_str().unwrap().to_owned();
+    let (same, different) = if winner == pan(1) {
+        (&answers, &other_answers)
+    } else {
+        (&other_answers, &answers)
+    };
+    let created = same
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "exactly one issue");
+    for a in same {
+        assert!(
+            a.status == StatusCode::OK || a.status == StatusCode::CREATED,
+            "{}",
+            a.body
+        );
+        assert_eq!(numbers(&a.body), numbers(&stored));
+    }
+    for a in different {
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    }
+    let mut total = 0;
+    for p in [pan(1), pan(2)] {
+        let list = w.get(&format!("/v1/meters/{p}/vends"), &w.auditor).await;
+        total += list.body["vends"].as_array().unwrap().len();
+    }
+    assert_eq!(total, 1, "one vend recorded");
+}
