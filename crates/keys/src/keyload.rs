@@ -277,7 +277,9 @@ fn body_cipher(
 }
 
 fn encode_body(keys: &[KeyloadKey]) -> Zeroizing<String> {
-    let mut body = Zeroizing::new(String::new());
+    // Room for every record up front: a growing String would leave copies of earlier keys in
+    // freed memory. A record takes under 400 bytes.
+    let mut body = Zeroizing::new(String::with_capacity(512 * keys.len()));
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
             body.push('\n');

@@ -151,7 +151,7 @@ pub struct IssuedKeyChange {
 }
 
 /// The meter must fit the key: same DKGA and base date.
-fn check_fit(a: &KeyAttributes, meter: &MeterDescription) -> Result<(), SmError> {
+pub(super) fn check_fit(a: &KeyAttributes, meter: &MeterDescription) -> Result<(), SmError> {
     if a.derivation != meter.derivation {
         return Err(SmError::KeyMismatch(
             "the meter's DKGA differs from the key's",

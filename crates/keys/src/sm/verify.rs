@@ -45,11 +45,7 @@ impl SecurityModule {
             )
             .await?;
         drop(conn);
-        if key.attributes.derivation != meter.derivation {
-            return Err(SmError::KeyMismatch(
-                "the meter's DKGA differs from the key's",
-            ));
-        }
+        super::issue::check_fit(&key.attributes, meter)?;
         let dk = key.generator.derive(meter)?;
         let cipher = TokenCipher::new(meter.algorithm, &dk).map_err(|_| {
             SmError::KeyMismatch("the decoder key does not fit the encryption algorithm")
