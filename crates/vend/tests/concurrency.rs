@@ -1,7 +1,7 @@
 //! Concurrency: 64 clients vending to 10 meters through the real router at once; one request
 //! ID sent concurrently; every acknowledged vend is in the database and decodes.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[path = "support/world.rs"]
 mod support;
@@ -14,15 +14,14 @@ use std::{
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use sts_core::{TokenNumber, decode};
-use support::{call, description, numbers, pan, world};
+use support::{Engine, call, description, numbers, pan, world};
 
 const CLIENTS: usize = 64;
 const METERS: u64 = 10;
 const VENDS_PER_CLIENT: usize = 5;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend() {
-    let w = world().await;
+async fn sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend(engine: Engine) {
+    let w = world(engine).await;
     for m in 0..METERS {
         w.register(w.meter_body(&pan(100 + m))).await;
     }
@@ -101,9 +100,8 @@ async fn sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_request_id_sent_concurrently_issues_one_token() {
-    let w = world().await;
+async fn one_request_id_sent_concurrently_issues_one_token(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(&pan(1))).await;
     w.register(w.meter_body(&pan(2))).await;
     let mut tasks = Vec::new();
@@ -169,3 +167,8 @@ async fn one_request_id_sent_concurrently_issues_one_token() {
     }
     assert_eq!(total, 1, "one vend recorded");
 }
+
+on_both_engines!(
+    sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend,
+    one_request_id_sent_concurrently_issues_one_token,
+);

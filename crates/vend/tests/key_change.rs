@@ -1,7 +1,7 @@
 //! Key changes: a changed key record makes the next vend answer with the key change set and
 //! then the token under the new key (issue-first), or refuse until an engineer issues the set.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[path = "support/world.rs"]
 mod support;
@@ -11,7 +11,7 @@ use serde_json::json;
 use sts_core::{Service, Token};
 use sts_meter::Applied;
 use sts_vend::KeyChangePolicy;
-use support::{PAN, description, enter_all, numbers, sim_meter, world, world_with};
+use support::{Engine, PAN, description, enter_all, numbers, sim_meter, world, world_with};
 
 fn is_key_change(applied: &Applied) -> bool {
     !matches!(
@@ -20,9 +20,8 @@ fn is_key_change(applied: &Applied) -> bool {
     )
 }
 
-#[tokio::test]
-async fn new_revision_key_change_set_first_then_credit_under_the_new_key() {
-    let w = world().await;
+async fn new_revision_key_change_set_first_then_credit_under_the_new_key(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     let path = format!("/v1/meters/{PAN}");
     let old = description(&w.get(&path, &w.admin).await.body);
@@ -107,9 +106,8 @@ async fn new_revision_key_change_set_first_then_credit_under_the_new_key() {
     assert_eq!(numbers(&again.body), tokens);
 }
 
-#[tokio::test]
-async fn rollover_from_base_date_1993_to_2014() {
-    let w = world().await;
+async fn rollover_from_base_date_1993_to_2014(engine: Engine) {
+    let w = world(engine).await;
     let mut body = w.meter_body(PAN);
     body["krn"] = json!("1");
     body["base_date"] = json!("1993");
@@ -158,9 +156,8 @@ async fn rollover_from_base_date_1993_to_2014() {
     }
 }
 
-#[tokio::test]
-async fn refuse_policy_waits_for_an_engineer() {
-    let w = world_with(KeyChangePolicy::Refuse).await;
+async fn refuse_policy_waits_for_an_engineer(engine: Engine) {
+    let w = world_with(engine, KeyChangePolicy::Refuse).await;
     w.register(w.meter_body(PAN)).await;
     let path = format!("/v1/meters/{PAN}");
     let old = description(&w.get(&path, &w.admin).await.body);
@@ -220,3 +217,9 @@ async fn refuse_policy_waits_for_an_engineer() {
         Applied::Credit { added: 10, .. }
     ));
 }
+
+on_both_engines!(
+    new_revision_key_change_set_first_then_credit_under_the_new_key,
+    rollover_from_base_date_1993_to_2014,
+    refuse_policy_waits_for_an_engineer,
+);

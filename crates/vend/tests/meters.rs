@@ -1,17 +1,16 @@
 //! Meters: register, look up, list, update; field-level errors; roles.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[path = "support/world.rs"]
 mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use support::{PAN, pan, world};
+use support::{Engine, PAN, pan, world};
 
-#[tokio::test]
-async fn register_look_up_list_and_update() {
-    let w = world().await;
+async fn register_look_up_list_and_update(engine: Engine) {
+    let w = world(engine).await;
     let a = w.post("/v1/meters", &w.admin, w.meter_body(PAN)).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     assert_eq!(a.body["pan"], PAN);
@@ -78,9 +77,8 @@ async fn register_look_up_list_and_update() {
     assert_eq!(w.get(&path, &w.admin).await.body["krn"], "3");
 }
 
-#[tokio::test]
-async fn bad_identifiers_are_refused_field_by_field() {
-    let w = world().await;
+async fn bad_identifiers_are_refused_field_by_field(engine: Engine) {
+    let w = world(engine).await;
     let a = w
         .post(
             "/v1/meters",
@@ -140,9 +138,8 @@ async fn bad_identifiers_are_refused_field_by_field() {
     assert_eq!(w.get(&path, &w.admin).await.body["krn"], "2");
 }
 
-#[tokio::test]
-async fn duplicates_unknown_meters_and_roles() {
-    let w = world().await;
+async fn duplicates_unknown_meters_and_roles(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     let again = w.post("/v1/meters", &w.admin, w.meter_body(PAN)).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -174,3 +171,9 @@ async fn duplicates_unknown_meters_and_roles() {
     let anonymous = w.call(Method::GET, "/v1/meters", None, None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
+
+on_both_engines!(
+    register_look_up_list_and_update,
+    bad_identifiers_are_refused_field_by_field,
+    duplicates_unknown_meters_and_roles,
+);

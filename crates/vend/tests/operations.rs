@@ -1,6 +1,6 @@
 //! Operations: health, metrics, the OpenAPI document, unknown routes, graceful shutdown.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[path = "support/world.rs"]
 mod support;
@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use support::{PAN, world};
+use support::{Engine, PAN, world};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
 
-#[tokio::test]
-async fn health_metrics_and_openapi() {
-    let w = world().await;
+async fn health_metrics_and_openapi(engine: Engine) {
+    let w = world(engine).await;
     let h = w.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.body["status"], "ok");
@@ -80,9 +79,8 @@ async fn health_metrics_and_openapi() {
     assert_eq!(none.body["code"], "not_found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_the_vend_in_flight() {
-    let w = world().await;
+async fn shutdown_finishes_the_vend_in_flight(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -125,3 +123,8 @@ async fn shutdown_finishes_the_vend_in_flight() {
     );
     assert!(TcpStream::connect(address).await.is_err());
 }
+
+on_both_engines!(
+    health_metrics_and_openapi,
+    shutdown_finishes_the_vend_in_flight,
+);

@@ -1,7 +1,7 @@
 //! Security: API keys stored hashed, roles, revocation; the append-only audit table; the
 //! request body limit.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[path = "support/world.rs"]
 mod support;
@@ -9,11 +9,10 @@ mod support;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
-use support::{PAN, numbers, world};
+use support::{Engine, PAN, numbers, world};
 
-#[tokio::test]
-async fn api_keys_are_hashed_role_bound_and_revocable() {
-    let w = world().await;
+async fn api_keys_are_hashed_role_bound_and_revocable(engine: Engine) {
+    let w = world(engine).await;
     let made = w
         .post(
             "/v1/api-keys",
@@ -100,9 +99,8 @@ async fn api_keys_are_hashed_role_bound_and_revocable() {
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn every_change_is_in_the_append_only_audit_table() {
-    let w = world().await;
+async fn every_change_is_in_the_append_only_audit_table(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     let a = w
         .vend(
@@ -172,9 +170,8 @@ async fn every_change_is_in_the_append_only_audit_table() {
     assert_eq!(log2.body["audit"].as_array().unwrap().len(), rows.len());
 }
 
-#[tokio::test]
-async fn bodies_over_the_limit_are_refused() {
-    let w = world().await;
+async fn bodies_over_the_limit_are_refused(engine: Engine) {
+    let w = world(engine).await;
     let big = "x".repeat(20 * 1024);
     let a = w
         .post("/v1/meters", &w.admin, json!({"pan": PAN, "padding": big}))
@@ -191,3 +188,9 @@ async fn bodies_over_the_limit_are_refused() {
         .await;
     assert!(a.body["fields"]["request_id"].is_string());
 }
+
+on_both_engines!(
+    api_keys_are_hashed_role_bound_and_revocable,
+    every_change_is_in_the_append_only_audit_table,
+    bodies_over_the_limit_are_refused,
+);

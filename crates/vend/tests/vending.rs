@@ -1,7 +1,7 @@
 //! Vending: every token type through the security module, decoded under a decoder key derived
 //! independently and accepted by a simulated meter; reprints by request ID; roles; refusals.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[path = "support/world.rs"]
 mod support;
@@ -10,11 +10,10 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sts_core::{BaseDate, CurrencyAmount, Service, Token, TokenIdentifier};
 use sts_meter::Applied;
-use support::{PAN, description, enter_all, minute, numbers, pan, sim_meter, world};
+use support::{Engine, PAN, description, enter_all, minute, numbers, pan, sim_meter, world};
 
-#[tokio::test]
-async fn every_token_type_decodes_and_the_meter_accepts_credit() {
-    let w = world().await;
+async fn every_token_type_decodes_and_the_meter_accepts_credit(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     let meter = w.get(&format!("/v1/meters/{PAN}"), &w.admin).await.body;
     let desc = description(&meter);
@@ -125,9 +124,8 @@ async fn every_token_type_decodes_and_the_meter_accepts_credit() {
     assert_eq!(meter["last_tid"], *tids.last().unwrap());
 }
 
-#[tokio::test]
-async fn a_request_id_gives_one_result_forever() {
-    let w = world().await;
+async fn a_request_id_gives_one_result_forever(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     w.register(w.meter_body(&pan(3))).await;
     let token = json!({"type": "credit", "amount": "12.5"});
@@ -200,9 +198,8 @@ async fn a_request_id_gives_one_result_forever() {
     );
 }
 
-#[tokio::test]
-async fn roles_refusals_and_bad_requests_issue_nothing() {
-    let w = world().await;
+async fn roles_refusals_and_bad_requests_issue_nothing(engine: Engine) {
+    let w = world(engine).await;
     w.register(w.meter_body(PAN)).await;
     let credit = json!({"type": "credit", "amount": "5"});
     let forbidden = [
@@ -307,3 +304,9 @@ async fn roles_refusals_and_bad_requests_issue_nothing() {
         ref other => panic!("{other:?}"),
     }
 }
+
+on_both_engines!(
+    every_token_type_decodes_and_the_meter_accepts_credit,
+    a_request_id_gives_one_result_forever,
+    roles_refusals_and_bad_requests_issue_nothing,
+);

@@ -28,7 +28,43 @@ use sts_keys::{
 use sts_vend::{AppState, Config, Database, KeyChangePolicy, Role, router};
 use tower::ServiceExt;
 
+#[path = "postgres.rs"]
+mod postgres;
+
 pub const PAN: &str = "600727000000000009";
+
+/// The database engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file in the test's temporary directory.
+    Sqlite,
+    /// A fresh database on the test binary's PostgreSQL server.
+    Postgres,
+}
+
+/// Runs each scenario `fn(Engine)` once on SQLite (`sqlite::NAME`) and once on PostgreSQL
+/// (`postgres::NAME`).
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::support::Engine::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::support::Engine::Postgres).await;
+                }
+            )*
+        }
+    };
+}
 
 pub fn minute(text: &str) -> UtcMinute {
     text.parse().unwrap()
@@ -79,11 +115,11 @@ pub fn attributes(
     }
 }
 
-pub async fn world() -> World {
-    world_with(KeyChangePolicy::IssueFirst).await
+pub async fn world(engine: Engine) -> World {
+    world_with(engine, KeyChangePolicy::IssueFirst).await
 }
 
-pub async fn world_with(policy: KeyChangePolicy) -> World {
+pub async fn world_with(engine: Engine, policy: KeyChangePolicy) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(minute("2026-06-01 12:00"));
     let kmc = Kmc::create(
@@ -133,7 +169,10 @@ pub async fn world_with(policy: KeyChangePolicy) -> World {
     let file = kmc.issue_keyload(owner, &sm_id, &ids).await.unwrap();
     sm.import_keyload(file.as_bytes()).await.unwrap();
 
-    let url = format!("sqlite://{}", dir.path().join("vend.sqlite").display());
+    let url = match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.path().join("vend.sqlite").display()),
+        Engine::Postgres => postgres::fresh_database().await,
+    };
     let db = Database::connect(&url).await.unwrap();
     let admin = db
         .create_api_key(Role::Admin, "admin", None)
