@@ -64,6 +64,19 @@ pub(crate) enum Command {
     /// STS_METER_STATE_KEY; registers and history stay readable without it.
     #[command(subcommand)]
     Meter(MeterCommand),
+    /// Key management centre: SGC owners, supply group codes, vending keys, authorizations and
+    /// keyload files for security modules.
+    ///
+    /// The store is an SQLite file whose keys are wrapped under a key from the passphrase
+    /// (--passphrase-file, or STS_KMC_PASSPHRASE); every change is in its audit log.
+    #[command(subcommand)]
+    Kmc(crate::commands::kmc::KmcCommand),
+    /// Security module: imports keyload files addressed to it, issues and verifies tokens.
+    ///
+    /// The store is an SQLite file whose keys are wrapped under a key from the passphrase
+    /// (--passphrase-file, or STS_SM_PASSPHRASE).
+    #[command(subcommand)]
+    Sm(crate::commands::sm::SmCommand),
 }
 
 /// Where the key sealing a meter state file comes from.

@@ -6,7 +6,9 @@ mod decode;
 mod derive;
 mod issue;
 mod key_change;
+pub(crate) mod kmc;
 mod meter;
+pub(crate) mod sm;
 
 use crate::{
     Outcome,
@@ -23,5 +25,7 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Conformance(args) => conformance::run(args, cli.json),
         Command::Bench(args) => bench::run(args, cli.json),
         Command::Meter(command) => meter::run(command, cli.json),
+        Command::Kmc(command) => kmc::run(command, cli.json),
+        Command::Sm(command) => sm::run(command, cli.json),
     }
 }

@@ -73,12 +73,12 @@ fn rnd(time: &IssueTimeArgs) -> Result<RandomNumber, Failure> {
     Ok(RandomNumber::from_low_bits(byte[0]))
 }
 
-fn watts(value: u32) -> Result<TransferAmount, Failure> {
+pub(crate) fn watts(value: u32) -> Result<TransferAmount, Failure> {
     TransferAmount::from_value_ceil(value)
         .hint("invalid --watts", "a power limit is at most 18201624 W")
 }
 
-fn register(text: &str) -> Result<Register, Failure> {
+pub(crate) fn parse_register(text: &str) -> Result<Register, Failure> {
     let named = [
         ("electricity", Register::units(Service::Electricity)),
         ("water", Register::units(Service::Water)),
@@ -184,7 +184,7 @@ fn token(command: &IssueCommand) -> Result<(Token, Option<&MeterArgs>), Failure>
             Token::ClearCredit {
                 rnd: rnd(time)?,
                 tid: tid(time, meter)?,
-                register: register(r)?,
+                register: parse_register(r)?,
             },
             Some(meter),
         ),
