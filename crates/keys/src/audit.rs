@@ -261,40 +261,90 @@ pub(crate) async fn append(
     action: &str,
     details: &serde_json::Value,
 ) -> Result<u64, store::StoreError> {
-    let head = match store::meta(conn, HEAD).await? {
-        Some(text) => AuditHead::decode(&text)
-            .ok_or_else(|| store::StoreError::Corrupt("audit head".into()))?,
-        None => AuditHead {
-            count: 0,
-            hash: [0; 32],
-        },
-    };
-    let sequence = head.count + 1;
-    let details = details.to_string();
-    let hash = entry_hash(&head.hash, sequence, time, actor, action, &details);
-    sqlx::query(
-        "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(sequence as i64)
-    .bind(time)
-    .bind(actor)
-    .bind(action)
-    .bind(&details)
-    .bind(head.hash.as_slice())
-    .bind(hash.as_slice())
-    .execute(&mut *conn)
-    .await?;
-    store::set_meta(
-        conn,
-        HEAD,
-        &AuditHead {
+    let mut appender = Appender::begin(conn).await?;
+    let sequence = appender.push(time, actor, action, details.to_string());
+    appender.flush(conn).await?;
+    Ok(sequence)
+}
+
+/// Entries appended in one transaction: chained in memory, written in one go by
+/// [`Appender::flush`] with the new head.
+pub(crate) struct Appender {
+    head: AuditHead,
+    pending: Vec<AuditEntry>,
+}
+
+/// Rows per INSERT statement (7 parameters each, far below SQLite's limit).
+const ROWS_PER_INSERT: usize = 64;
+
+impl Appender {
+    /// Reads the head; call inside the transaction.
+    pub(crate) async fn begin(conn: &mut SqliteConnection) -> Result<Self, store::StoreError> {
+        let head = match store::meta(conn, HEAD).await? {
+            Some(text) => AuditHead::decode(&text)
+                .ok_or_else(|| store::StoreError::Corrupt("audit head".into()))?,
+            None => AuditHead {
+                count: 0,
+                hash: [0; 32],
+            },
+        };
+        Ok(Self {
+            head,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Chains an entry and returns its sequence number.
+    pub(crate) fn push(&mut self, time: i64, actor: &str, action: &str, details: String) -> u64 {
+        let sequence = self.head.count + 1;
+        let hash = entry_hash(&self.head.hash, sequence, time, actor, action, &details);
+        self.pending.push(AuditEntry {
+            sequence,
+            time,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            details,
+            prev_hash: self.head.hash,
+            hash,
+        });
+        self.head = AuditHead {
             count: sequence,
             hash,
+        };
+        sequence
+    }
+
+    /// Writes the pending entries and the new head.
+    pub(crate) async fn flush(self, conn: &mut SqliteConnection) -> Result<(), store::StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        .encode(),
-    )
-    .await?;
-    Ok(sequence)
+        for chunk in self.pending.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?, ?)"
+                });
+            }
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.sequence as i64)
+                    .bind(e.time)
+                    .bind(e.actor.as_str())
+                    .bind(e.action.as_str())
+                    .bind(e.details.as_str())
+                    .bind(e.prev_hash.as_slice())
+                    .bind(e.hash.as_slice());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        store::set_meta(conn, HEAD, &self.head.encode()).await
+    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,28 @@ async fn steps_one_to_eight_then_tokens_that_decode() {
         assert_eq!(verified.check_value, des.check_value);
     }
 
+    // A batch for one meter in one minute: successive TIDs, consecutive audit entries.
+    let batch: Vec<_> = (1..=3)
+        .map(|i| {
+            (
+                m,
+                TokenRequest::TransferCredit {
+                    service: Service::Electricity,
+                    amount: TransferAmount::from_value_ceil(i).unwrap(),
+                },
+            )
+        })
+        .collect();
+    let issued = w.sm.issue_many(&batch).await.unwrap();
+    for pair in issued.windows(2) {
+        assert!(pair[1].token.tid().unwrap() > pair[0].token.tid().unwrap());
+        assert_eq!(pair[1].audit_sequence, pair[0].audit_sequence + 1);
+    }
+    assert!(issued[0].token.tid().unwrap().get() > last_tid);
+    for t in &issued {
+        assert_eq!(decode(t.number, Some(&cipher)).unwrap().token, t.token);
+    }
+
     // A DCTK meter on DKGA04 with MISTY1, and one with STA.
     for ea in [EncryptionAlgorithm::Misty1, EncryptionAlgorithm::Sta] {
         let m = meter(
@@ -157,7 +179,7 @@ async fn steps_one_to_eight_then_tokens_that_decode() {
     // Every token is in the SM's audit log with the SM ID and the KCV.
     let log = w.sm.audit_log().await.unwrap();
     let issues: Vec<_> = log.iter().filter(|e| e.action == "token.issue").collect();
-    assert_eq!(issues.len(), 12);
+    assert_eq!(issues.len(), 15);
     assert!(issues[0].details.contains("\"sm\":\"SM-0001\""));
     assert!(
         issues[0]

@@ -3,12 +3,15 @@
 use serde_json::json;
 use sqlx::{Row, SqliteConnection};
 use sts_core::{
-    CurrencyAmount, KeyChange, KeyChangeSet, MeterDescription, RandomNumber, Register, Service,
-    Token, TokenCipher, TokenIdentifier, TokenNumber, TransferAmount, UtcMinute,
+    BaseDate, CurrencyAmount, KeyChange, KeyChangeSet, MeterDescription, RandomNumber, Register,
+    Service, Token, TokenCipher, TokenIdentifier, TokenNumber, TransferAmount, UtcMinute,
     token::MeterTestFormat,
 };
 
-use super::{CachedKey, SecurityModule, SmError};
+use std::collections::HashMap;
+
+use super::{CachedKey, SecurityModule, Slot, SmError};
+use crate::audit::Appender;
 use crate::{KeyAttributes, KeyCheckValue, SecurityModuleId, VendingKeyType, random};
 
 /// A token to issue; the module adds the TID (from its clock) and the random nibble.
@@ -219,6 +222,78 @@ async fn last_tid(
     }))
 }
 
+/// Credit under one key: the total issued so far (store and batch) and the batch's part.
+#[derive(Clone, Copy)]
+struct Credit {
+    total: u64,
+    added: u64,
+}
+
+/// What a batch of tokens changes, written once at its end.
+struct Batch {
+    audit: Appender,
+    tids: HashMap<(String, BaseDate), TokenIdentifier>,
+    credits: HashMap<Slot, Credit>,
+}
+
+impl Batch {
+    async fn credit_issued(
+        &mut self,
+        conn: &mut SqliteConnection,
+        a: &KeyAttributes,
+    ) -> Result<Credit, SmError> {
+        let slot = super::slot(a);
+        if let Some(&c) = self.credits.get(&slot) {
+            return Ok(c);
+        }
+        let issued: i64 = sqlx::query(
+            "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
+        )
+        .bind(i64::from(a.supply_group.get()))
+        .bind(a.key_type.abbreviation())
+        .bind(a.key_revision.to_string())
+        .fetch_one(&mut *conn)
+        .await?
+        .get(0);
+        let c = Credit {
+            total: u64::try_from(issued).unwrap_or(0),
+            added: 0,
+        };
+        self.credits.insert(slot, c);
+        Ok(c)
+    }
+
+    async fn flush(self, conn: &mut SqliteConnection) -> Result<(), SmError> {
+        for ((sgc, key_type, krn), c) in &self.credits {
+            if c.added == 0 {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
+            )
+            .bind(i64::try_from(c.added).unwrap_or(i64::MAX))
+            .bind(i64::from(*sgc))
+            .bind(key_type.abbreviation())
+            .bind(krn.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        for ((pan, base_date), tid) in &self.tids {
+            sqlx::query(
+                "INSERT INTO meter_tids (pan, base_date, last_tid) VALUES (?, ?, ?) \
+                 ON CONFLICT (pan, base_date) DO UPDATE SET last_tid = excluded.last_tid",
+            )
+            .bind(pan.as_str())
+            .bind(base_date.to_string())
+            .bind(i64::from(tid.get()))
+            .execute(&mut *conn)
+            .await?;
+        }
+        self.audit.flush(conn).await?;
+        Ok(())
+    }
+}
+
 impl SecurityModule {
     /// Issues a token for `meter` with the vending key this module holds for the meter's SGC,
     /// key type and KRN, at the module clock's current minute.
@@ -238,17 +313,19 @@ impl SecurityModule {
         meter: &MeterDescription,
         request: TokenRequest,
     ) -> Result<IssuedToken, SmError> {
-        let now_seconds = self.clock.unix_seconds();
-        let mut tx = self.pool.begin().await?;
-        let issued = self.issue_in(&mut tx, now_seconds, meter, request).await?;
-        tx.commit().await?;
-        Ok(issued)
+        let mut issued = self.issue_many(&[(*meter, request)]).await?;
+        issued
+            .pop()
+            .ok_or(SmError::Store(crate::StoreError::Corrupt(
+                "a batch of one issued no token".into(),
+            )))
     }
 
     /// Issues several tokens in one transaction: all of them, or none if one is refused.
     ///
-    /// Each token is checked and recorded as by [`SecurityModule::issue`]; one commit for the
-    /// batch makes this the fast path for bulk vending.
+    /// Each token is checked and recorded as by [`SecurityModule::issue`]; the batch's audit
+    /// entries, TIDs and credit totals are written together at its end, so this is the fast
+    /// path for bulk vending.
     ///
     /// # Errors
     /// The first refusal, as [`SecurityModule::issue`]; nothing is issued then.
@@ -258,10 +335,19 @@ impl SecurityModule {
     ) -> Result<Vec<IssuedToken>, SmError> {
         let now_seconds = self.clock.unix_seconds();
         let mut tx = self.pool.begin().await?;
+        let mut batch = Batch {
+            audit: Appender::begin(&mut tx).await?,
+            tids: HashMap::new(),
+            credits: HashMap::new(),
+        };
         let mut issued = Vec::with_capacity(requests.len());
         for (meter, request) in requests {
-            issued.push(self.issue_in(&mut tx, now_seconds, meter, *request).await?);
+            issued.push(
+                self.issue_in(&mut tx, &mut batch, now_seconds, meter, *request)
+                    .await?,
+            );
         }
+        batch.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -269,6 +355,7 @@ impl SecurityModule {
     async fn issue_in(
         &self,
         tx: &mut SqliteConnection,
+        batch: &mut Batch,
         now_seconds: i64,
         meter: &MeterDescription,
         request: TokenRequest,
@@ -277,14 +364,12 @@ impl SecurityModule {
         if let TokenRequest::InitiateMeterTest { .. } = request {
             let token = request.token(RandomNumber::default(), TokenIdentifier::from_raw(0)?);
             let number = token.encode(None)?;
-            let sequence = crate::audit::append(
-                &mut *tx,
+            let sequence = batch.audit.push(
                 now_seconds,
                 &self.actor(),
                 "token.issue",
-                &json!({"sm": self.id.as_str(), "kcv": null, "class": 1, "subclass": token.subclass().get(), "meter": meter_json(meter)}),
-            )
-            .await?;
+                json!({"sm": self.id.as_str(), "kcv": null, "class": 1, "subclass": token.subclass().get(), "meter": meter_json(meter)}).to_string(),
+            );
             return Ok(IssuedToken {
                 number,
                 token,
@@ -308,36 +393,28 @@ impl SecurityModule {
         if credit.is_some() && a.key_type == VendingKeyType::Default {
             return Err(SmError::DefaultKeyCredit);
         }
-        let slot_binds = (
-            i64::from(a.supply_group.get()),
-            a.key_type.abbreviation(),
-            a.key_revision.to_string(),
-        );
+        let slot = super::slot(a);
         if let Some(requested) = credit {
-            let issued: i64 = sqlx::query(
-                "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
-            )
-            .bind(slot_binds.0)
-            .bind(slot_binds.1)
-            .bind(&slot_binds.2)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-            let issued = u64::try_from(issued).unwrap_or(0);
+            let issued = batch.credit_issued(tx, a).await?;
             let limit = a.credit_limit.get();
             if issued
+                .total
                 .checked_add(requested)
                 .is_none_or(|total| total > limit)
             {
                 return Err(SmError::CreditLimitExceeded {
                     limit,
-                    issued,
+                    issued: issued.total,
                     requested,
                 });
             }
         }
-        let tid =
-            TokenIdentifier::next_after(now, meter.base_date, last_tid(&mut *tx, meter).await?)?;
+        let tid_key = (meter.pan.as_str().to_owned(), meter.base_date);
+        let last = match batch.tids.get(&tid_key) {
+            Some(&tid) => Some(tid),
+            None => last_tid(&mut *tx, meter).await?,
+        };
+        let tid = TokenIdentifier::next_after(now, meter.base_date, last)?;
         if tid.is_expired_under(a.key_expiry) {
             return Err(SmError::KeyExpiryNumberPassed {
                 key_expiry: a.key_expiry,
@@ -346,32 +423,19 @@ impl SecurityModule {
         let rnd = RandomNumber::from_low_bits(random::bytes::<1>()?[0]);
         let token = request.token(rnd, tid);
         let number = token.encode(Some(&cipher(&key, meter)?))?;
-        if let Some(requested) = credit {
-            sqlx::query(
-                "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
-            )
-            .bind(i64::try_from(requested).unwrap_or(i64::MAX))
-            .bind(slot_binds.0)
-            .bind(slot_binds.1)
-            .bind(&slot_binds.2)
-            .execute(&mut *tx)
-            .await?;
+        // Every check passed: record the token in the batch.
+        if let Some(requested) = credit
+            && let Some(c) = batch.credits.get_mut(&slot)
+        {
+            c.total = c.total.saturating_add(requested);
+            c.added = c.added.saturating_add(requested);
         }
-        sqlx::query(
-            "INSERT INTO meter_tids (pan, base_date, last_tid) VALUES (?, ?, ?) \
-             ON CONFLICT (pan, base_date) DO UPDATE SET last_tid = excluded.last_tid",
-        )
-        .bind(meter.pan.as_str())
-        .bind(meter.base_date.to_string())
-        .bind(i64::from(tid.get()))
-        .execute(&mut *tx)
-        .await?;
-        let sequence = crate::audit::append(
-            &mut *tx,
+        batch.tids.insert(tid_key, tid);
+        let sequence = batch.audit.push(
             now_seconds,
             &self.actor(),
             "token.issue",
-            &json!({
+            json!({
                 "sm": self.id.as_str(),
                 "kcv": key.check_value.to_hex(),
                 "class": token.class().get(),
@@ -379,9 +443,9 @@ impl SecurityModule {
                 "tid": tid.get(),
                 "credit_units": credit,
                 "meter": meter_json(meter),
-            }),
-        )
-        .await?;
+            })
+            .to_string(),
+        );
         Ok(IssuedToken {
             number,
             token,
