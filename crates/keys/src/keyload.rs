@@ -551,3 +551,109 @@ pub(crate) fn attributes_binding(attributes: &KeyAttributes) -> String {
         credit_limit_text(a.credit_limit)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use sts_core::{BaseDate, KeyDerivationAlgorithm, KeyExpiryNumber};
+
+    use super::*;
+    use crate::{CreditLimit, generate_vending_key};
+
+    fn key(id: i64, derivation: KeyDerivationAlgorithm) -> KeyloadKey {
+        let key = generate_vending_key(derivation).unwrap();
+        KeyloadKey {
+            key_id: KeyId::from_db(id),
+            attributes: KeyAttributes {
+                supply_group: "123456".parse().unwrap(),
+                key_type: VendingKeyType::Unique,
+                derivation,
+                key_revision: "3".parse().unwrap(),
+                key_expiry: KeyExpiryNumber::from(200),
+                base_date: BaseDate::Y2014,
+                activation: "2026-01-01 00:00".parse().unwrap(),
+                expiry: "2030-01-01 00:00".parse().unwrap(),
+                issued_until: "2029-01-01 00:00".parse().unwrap(),
+                credit_limit: CreditLimit::new(123_456),
+            },
+            check_value: KeyCheckValue::of(&key),
+            key,
+        }
+    }
+
+    struct Fixture {
+        kmc: SigningKey,
+        sm: RecipientSecret,
+        keys: Vec<KeyloadKey>,
+        file: String,
+    }
+
+    fn fixture() -> Fixture {
+        let kmc = SigningKey::from_bytes(&[7u8; 32]);
+        let sm = RecipientSecret::generate().unwrap();
+        let keys = vec![
+            key(1, KeyDerivationAlgorithm::Dkga02),
+            key(2, KeyDerivationAlgorithm::Dkga04),
+        ];
+        let file = seal(
+            5,
+            &"SM-1".parse().unwrap(),
+            &sm.public_key(),
+            &kmc,
+            "2026-06-01 12:00".parse().unwrap(),
+            &keys,
+        )
+        .unwrap();
+        Fixture {
+            kmc,
+            sm,
+            keys,
+            file,
+        }
+    }
+
+    fn open_all(f: &Fixture, bytes: &[u8]) -> Result<Vec<KeyloadKey>, KeyloadError> {
+        let parsed = parse(bytes)?;
+        parsed.verify(&KmcPublicKey::from_signing(&f.kmc))?;
+        parsed.open(&f.sm)
+    }
+
+    #[test]
+    fn round_trip() {
+        let f = fixture();
+        let parsed = parse(f.file.as_bytes()).unwrap();
+        assert_eq!(parsed.header.serial, 5);
+        assert_eq!(parsed.header.key_count, 2);
+        let opened = open_all(&f, f.file.as_bytes()).unwrap();
+        for (a, b) in opened.iter().zip(&f.keys) {
+            assert_eq!(a.key, b.key);
+            assert_eq!(a.attributes, b.attributes);
+            assert_eq!(a.check_value, b.check_value);
+            assert_eq!(a.key_id, b.key_id);
+        }
+        let stranger = RecipientSecret::generate().unwrap();
+        assert!(matches!(
+            parse(f.file.as_bytes()).unwrap().open(&stranger),
+            Err(KeyloadError::OtherRecipientKey)
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_bytes_are_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let f = fixture();
+            prop_assert!(open_all(&f, &bytes).is_err());
+        }
+
+        #[test]
+        fn any_changed_byte_is_refused(at in 0usize..10_000, delta in 1u8..=255) {
+            let f = fixture();
+            let mut bytes = f.file.clone().into_bytes();
+            let at = at % bytes.len();
+            bytes[at] = bytes[at].wrapping_add(delta);
+            prop_assert!(open_all(&f, &bytes).is_err());
+        }
+    }
+}
