@@ -135,6 +135,17 @@ pub struct KeyRecord {
     pub check_value: KeyCheckValue,
 }
 
+/// A registered SGC owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The owner's ID.
+    pub id: OwnerId,
+    /// Name.
+    pub name: String,
+    /// Contact.
+    pub contact: String,
+}
+
 /// A key management centre over its store.
 ///
 /// ```no_run
@@ -745,6 +756,45 @@ impl Kmc {
                     .ok()
                     .and_then(|v| SupplyGroupCode::try_from(v).ok())
                     .ok_or_else(|| StoreError::Corrupt("supply group".into()).into())
+            })
+            .collect()
+    }
+
+    /// Every registered SGC owner.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn owners(&self) -> Result<Vec<Owner>, KmcError> {
+        let rows = sqlx::query("SELECT id, name, contact FROM owners ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Owner {
+                id: OwnerId::from_db(r.get(0)),
+                name: r.get(1),
+                contact: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Every registered security module and its public key.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn security_modules(
+        &self,
+    ) -> Result<Vec<(SecurityModuleId, SecurityModulePublicKey)>, KmcError> {
+        let rows = sqlx::query("SELECT id, public_key FROM security_modules ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let corrupt = || StoreError::Corrupt("security module".into());
+                Ok((
+                    r.get::<String, _>(0).parse().map_err(|_| corrupt())?,
+                    r.get::<String, _>(1).parse().map_err(|_| corrupt())?,
+                ))
             })
             .collect()
     }

@@ -23,7 +23,7 @@ pub use keyload::{
     KeyloadError, KeyloadFile, KeyloadHeader, KeyloadKey, KmcPublicKey, PublicKeyError,
     RecipientSecret, SecurityModulePublicKey,
 };
-pub use kmc::{KeyRecord, Kmc, KmcError};
+pub use kmc::{KeyRecord, Kmc, KmcError, Owner};
 pub use random::RandomError;
 pub use secret::{Passphrase, PassphraseError, SecretBytes};
 pub use sm::{

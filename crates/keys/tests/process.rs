@@ -19,6 +19,15 @@ async fn steps_one_to_eight_then_tokens_that_decode() {
     let w = world().await;
     // Steps 1-2 ran in the fixture: an owner with a fresh six-digit SGC.
     assert_eq!(w.kmc.supply_groups(w.owner).await.unwrap(), vec![w.sgc]);
+    let owners = w.kmc.owners().await.unwrap();
+    assert_eq!(
+        (owners[0].id, owners[0].name.as_str()),
+        (w.owner, "Utility One")
+    );
+    assert_eq!(
+        w.kmc.security_modules().await.unwrap(),
+        vec![(w.sm_id.clone(), w.sm.public_key())]
+    );
     assert!((100_000..=999_999).contains(&w.sgc.get()));
 
     // Steps 3-4: a VUDK for DKGA02 and one for DKGA04.
