@@ -51,8 +51,13 @@ async fn sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend(engine: Eng
     let total = CLIENTS * VENDS_PER_CLIENT;
     assert_eq!(acknowledged.len(), total);
     println!(
-        "{total} vends by {CLIENTS} clients in {:.2} s: {:.0} vends/s (debug build, SQLite, synchronous=FULL)",
+        "{total} vends by {CLIENTS} clients in {:.2} s: {:.0} vends/s ({engine:?}, {} build)",
         elapsed.as_secs_f64(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         total as f64 / elapsed.as_secs_f64()
     );
 

@@ -124,7 +124,22 @@ async fn shutdown_finishes_the_vend_in_flight(engine: Engine) {
     assert!(TcpStream::connect(address).await.is_err());
 }
 
+async fn internal_errors_are_a_generic_500_and_health_turns_503(engine: Engine) {
+    let w = world(engine).await;
+    w.register(w.meter_body(PAN)).await;
+    w.state.db().close().await;
+    let a = w.get(&format!("/v1/meters/{PAN}"), &w.admin).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        a.body,
+        json!({"error": "internal error (logged on the server)", "code": "internal"})
+    );
+    let h = w.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
 on_both_engines!(
     health_metrics_and_openapi,
     shutdown_finishes_the_vend_in_flight,
+    internal_errors_are_a_generic_500_and_health_turns_503,
 );

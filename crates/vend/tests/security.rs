@@ -189,8 +189,85 @@ async fn bodies_over_the_limit_are_refused(engine: Engine) {
     assert!(a.body["fields"]["request_id"].is_string());
 }
 
+/// A writer into a shared buffer, for the log subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn logs_at_info_name_no_token_and_no_key(engine: Engine) {
+    let w = world(engine).await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    w.register(w.meter_body(PAN)).await;
+    let made = w
+        .post(
+            "/v1/api-keys",
+            &w.admin,
+            json!({"role": "vendor", "name": "logged"}),
+        )
+        .await;
+    let new_key = made.body["key"].as_str().unwrap().to_owned();
+    let mut tokens = Vec::new();
+    let a = w
+        .vend(
+            &new_key,
+            "log-1",
+            PAN,
+            json!({"type": "credit", "amount": "9"}),
+        )
+        .await;
+    tokens.extend(numbers(&a.body));
+    w.call(
+        Method::PATCH,
+        &format!("/v1/meters/{PAN}"),
+        Some(&w.admin),
+        Some(json!({"krn": "3"})),
+    )
+    .await;
+    let a = w
+        .vend(
+            &new_key,
+            "log-2",
+            PAN,
+            json!({"type": "credit", "amount": "9"}),
+        )
+        .await;
+    tokens.extend(numbers(&a.body));
+    assert_eq!(tokens.len(), 4);
+    drop(guard);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("vend issued") && logs.contains("log-2"),
+        "{logs}"
+    );
+    for token in &tokens {
+        assert!(
+            !logs.contains(token.as_str()),
+            "token {token} in the logs:\n{logs}"
+        );
+    }
+    for key in [&new_key, &w.admin, &w.vendor] {
+        assert!(!logs.contains(&key[21..]), "an API key secret in the logs");
+    }
+}
+
 on_both_engines!(
     api_keys_are_hashed_role_bound_and_revocable,
     every_change_is_in_the_append_only_audit_table,
     bodies_over_the_limit_are_refused,
+    logs_at_info_name_no_token_and_no_key,
 );
