@@ -173,7 +173,79 @@ async fn one_request_id_sent_concurrently_issues_one_token(engine: Engine) {
     assert_eq!(total, 1, "one vend recorded");
 }
 
+/// Two server processes (two pools, two security modules) on one database: TIDs stay unique
+/// and increasing per meter. The security modules date tokens from their own stores, so one
+/// may offer a TID the other already used: that vend is refused (503 `tid_conflict`) and
+/// nothing is recorded, never a duplicate.
+async fn two_servers_on_one_database_never_duplicate_a_tid(engine: Engine) {
+    let w = world(engine).await;
+    let (_second, router2) = w.second_server("SM-VEND-2").await;
+    for m in 0..4 {
+        w.register(w.meter_body(&pan(200 + m))).await;
+    }
+    let mut tasks = Vec::new();
+    for client in 0..32_usize {
+        let router = if client % 2 == 0 {
+            w.router.clone()
+        } else {
+            router2.clone()
+        };
+        let key = w.vendor.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..4 {
+                let id = format!("two-{client}-{i}");
+                let body = json!({"request_id": id, "meter": pan(200 + (client as u64 + i) % 4), "token": {"type": "credit", "amount": "1"}});
+                answers.push((id, call(&router, Method::POST, "/v1/vends", Some(&key), Some(body)).await));
+            }
+            answers
+        }));
+    }
+    let mut issued = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        for (id, a) in t.await.unwrap() {
+            match a.status {
+                StatusCode::CREATED => issued += 1,
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_eq!(a.body["code"], "tid_conflict");
+                    assert_eq!(
+                        w.get(&format!("/v1/vends/{id}"), &w.admin).await.status,
+                        StatusCode::NOT_FOUND
+                    );
+                    conflicts += 1;
+                }
+                other => panic!("{other}: {}", a.body),
+            }
+        }
+    }
+    println!("two servers: {issued} issued, {conflicts} refused as TID conflicts ({engine:?})");
+    assert!(issued >= 4, "each meter got at least its first token");
+    let mut recorded = 0;
+    for m in 0..4 {
+        let list = w
+            .get(
+                &format!("/v1/meters/{}/vends?limit=1000", pan(200 + m)),
+                &w.auditor,
+            )
+            .await;
+        let mut tids: Vec<u64> = list.body["vends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["tid"].as_u64().unwrap())
+            .collect();
+        tids.reverse();
+        for pair in tids.windows(2) {
+            assert!(pair[0] < pair[1], "TIDs {tids:?}");
+        }
+        recorded += tids.len();
+    }
+    assert_eq!(recorded, issued);
+}
+
 on_both_engines!(
     sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend,
     one_request_id_sent_concurrently_issues_one_token,
+    two_servers_on_one_database_never_duplicate_a_tid,
 );

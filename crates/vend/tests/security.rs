@@ -205,13 +205,19 @@ impl std::io::Write for Captured {
 
 async fn logs_at_info_name_no_token_and_no_key(engine: Engine) {
     let w = world(engine).await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    // A process-wide subscriber, set once per test binary: a thread-local one misses events
+    // while other tests run (tracing caches each call site's interest globally).
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        captured
+    });
     w.register(w.meter_body(PAN)).await;
     let made = w
         .post(
@@ -225,7 +231,7 @@ async fn logs_at_info_name_no_token_and_no_key(engine: Engine) {
     let a = w
         .vend(
             &new_key,
-            "log-1",
+            &format!("log-{engine:?}-1"),
             PAN,
             json!({"type": "credit", "amount": "9"}),
         )
@@ -241,17 +247,16 @@ async fn logs_at_info_name_no_token_and_no_key(engine: Engine) {
     let a = w
         .vend(
             &new_key,
-            "log-2",
+            &format!("log-{engine:?}-2"),
             PAN,
             json!({"type": "credit", "amount": "9"}),
         )
         .await;
     tokens.extend(numbers(&a.body));
     assert_eq!(tokens.len(), 4);
-    drop(guard);
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logs.contains("vend issued") && logs.contains("log-2"),
+        logs.contains("vend issued") && logs.contains(&format!("log-{engine:?}-2")),
         "{logs}"
     );
     for token in &tokens {

@@ -87,6 +87,7 @@ pub struct World {
     /// A DKGA04 key, KRN 1, base 2014.
     pub sgc04: SupplyGroupCode,
     pub key_ids: HashMap<(u32, u8), KeyId>,
+    pub url: String,
     pub state: AppState,
     pub router: Router,
     pub admin: String,
@@ -195,6 +196,7 @@ pub async fn world_with(engine: Engine, policy: KeyChangePolicy) -> World {
         .unwrap()
         .key;
     let state = AppState::new(db, sm, policy, Config::DEFAULT_BODY_LIMIT);
+    let url = url.clone();
     let router = router(state.clone());
     World {
         dir,
@@ -204,6 +206,7 @@ pub async fn world_with(engine: Engine, policy: KeyChangePolicy) -> World {
         sgc,
         sgc04,
         key_ids,
+        url,
         state,
         router,
         admin,
@@ -237,6 +240,48 @@ impl World {
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// A second server process's state over the same database, with its own security module
+    /// `id` holding the same keys.
+    pub async fn second_server(&self, id: &str) -> (AppState, Router) {
+        let sm_id: SecurityModuleId = id.parse().unwrap();
+        let sm = SecurityModule::create(
+            &self.dir.path().join(format!("{id}.sqlite")),
+            &Passphrase::new("sm passphrase for tests").unwrap(),
+            KdfCost::INSECURE_FOR_TESTS,
+            sm_id.clone(),
+            self.kmc.public_key(),
+        )
+        .await
+        .unwrap()
+        .with_clock(Arc::new(self.clock.clone()));
+        self.kmc
+            .register_security_module(&sm_id, &sm.public_key())
+            .await
+            .unwrap();
+        // Oldest revision first: the SM takes a file's keys in order.
+        let mut slots: Vec<_> = self.key_ids.iter().collect();
+        slots.sort();
+        let ids: Vec<KeyId> = slots.into_iter().map(|(_, id)| *id).collect();
+        for key in &ids {
+            self.kmc.authorize(self.owner, *key, &sm_id).await.unwrap();
+        }
+        let file = self
+            .kmc
+            .issue_keyload(self.owner, &sm_id, &ids)
+            .await
+            .unwrap();
+        sm.import_keyload(file.as_bytes()).await.unwrap();
+        let db = Database::connect(&self.url).await.unwrap();
+        let state = AppState::new(
+            db,
+            sm,
+            KeyChangePolicy::IssueFirst,
+            Config::DEFAULT_BODY_LIMIT,
+        );
+        let router = router(state.clone());
+        (state, router)
     }
 
     /// The DKGA02 meter body: `krn` 2, base 2014, EA07, DUTK.
