@@ -244,8 +244,69 @@ async fn two_servers_on_one_database_never_duplicate_a_tid(engine: Engine) {
     assert_eq!(recorded, issued);
 }
 
+/// A restart: every acknowledged vend is in the database, and a retry of its request ID on
+/// the new server (a new pool, the security module store opened again) returns the same
+/// tokens; new vends continue after the old TIDs.
+async fn after_a_restart_every_acknowledged_vend_is_reprinted(engine: Engine) {
+    let w = world(engine).await;
+    for m in 0..3 {
+        w.register(w.meter_body(&pan(300 + m))).await;
+    }
+    let mut tasks = Vec::new();
+    for client in 0..16_u64 {
+        let router = w.router.clone();
+        let key = w.vendor.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"request_id": format!("r-{client}"), "meter": pan(300 + client % 3), "token": {"type": "credit", "amount": "2.5"}});
+            let a = call(&router, Method::POST, "/v1/vends", Some(&key), Some(body.clone())).await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+            (body, a.body)
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.push(t.await.unwrap());
+    }
+    // The old server is gone: its pool closed.
+    w.state.db().close().await;
+    let (_state, router) = w.restarted_server().await;
+    for (body, first) in &acknowledged {
+        let a = call(
+            &router,
+            Method::POST,
+            "/v1/vends",
+            Some(&w.vendor),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.body["reprint"], true);
+        assert_eq!(numbers(&a.body), numbers(first));
+        assert_eq!(a.body["security_module"], "SM-VEND-1");
+    }
+    // New vends go on after the old TIDs.
+    let body = json!({"request_id": "after", "meter": pan(300), "token": {"type": "credit", "amount": "1"}});
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/vends",
+        Some(&w.vendor),
+        Some(body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let last = acknowledged
+        .iter()
+        .filter(|(b, _)| b["meter"] == pan(300))
+        .map(|(_, v)| v["tid"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(a.body["tid"].as_u64().unwrap() > last);
+}
+
 on_both_engines!(
     sixty_four_clients_ten_meters_no_duplicate_tid_no_lost_vend,
     one_request_id_sent_concurrently_issues_one_token,
     two_servers_on_one_database_never_duplicate_a_tid,
+    after_a_restart_every_acknowledged_vend_is_reprinted,
 );

@@ -284,6 +284,27 @@ impl World {
         (state, router)
     }
 
+    /// The server after a restart: a new pool over the same database and the same security
+    /// module store, opened again.
+    pub async fn restarted_server(&self) -> (AppState, Router) {
+        let sm = SecurityModule::open(
+            &self.dir.path().join("sm.sqlite"),
+            &Passphrase::new("sm passphrase for tests").unwrap(),
+        )
+        .await
+        .unwrap()
+        .with_clock(Arc::new(self.clock.clone()));
+        let db = Database::connect(&self.url).await.unwrap();
+        let state = AppState::new(
+            db,
+            sm,
+            KeyChangePolicy::IssueFirst,
+            Config::DEFAULT_BODY_LIMIT,
+        );
+        let router = router(state.clone());
+        (state, router)
+    }
+
     /// The DKGA02 meter body: `krn` 2, base 2014, EA07, DUTK.
     pub fn meter_body(&self, pan: &str) -> Value {
         json!({"pan": pan, "sgc": self.sgc.to_string(), "ti": "01", "krn": "2", "kt": "2",
