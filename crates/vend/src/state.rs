@@ -49,6 +49,22 @@ pub struct Config {
 impl Config {
     /// The default request body limit: 16 KiB, far above any valid request.
     pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+
+    /// A configuration with the default key change policy (issue-first) and body limit.
+    #[must_use]
+    pub fn new(
+        listen: SocketAddr,
+        database_url: impl Into<String>,
+        security_module: SecurityModule,
+    ) -> Self {
+        Self {
+            listen,
+            database_url: database_url.into(),
+            security_module,
+            key_change_policy: KeyChangePolicy::default(),
+            body_limit: Self::DEFAULT_BODY_LIMIT,
+        }
+    }
 }
 
 struct Inner {
