@@ -77,6 +77,13 @@ pub(crate) enum Command {
     /// (--passphrase-file, or STS_SM_PASSPHRASE).
     #[command(subcommand)]
     Sm(crate::commands::sm::SmCommand),
+    /// Run the vending service: an HTTP API over a database (SQLite by default, PostgreSQL
+    /// with --database postgres://...) and a security module. Stops cleanly on Ctrl-C or
+    /// SIGTERM, finishing requests in flight.
+    Serve(crate::commands::serve::ServeArgs),
+    /// Create or revoke the vending service's API keys.
+    #[command(subcommand)]
+    ApiKey(crate::commands::serve::ApiKeyCommand),
 }
 
 /// Where the key sealing a meter state file comes from.

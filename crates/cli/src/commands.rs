@@ -8,6 +8,7 @@ mod issue;
 mod key_change;
 pub(crate) mod kmc;
 mod meter;
+pub(crate) mod serve;
 pub(crate) mod sm;
 
 use crate::{
@@ -27,5 +28,7 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Meter(command) => meter::run(command, cli.json),
         Command::Kmc(command) => kmc::run(command, cli.json),
         Command::Sm(command) => sm::run(command, cli.json),
+        Command::Serve(args) => serve::serve(args),
+        Command::ApiKey(command) => serve::api_key(command, cli.json),
     }
 }
