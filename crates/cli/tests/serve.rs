@@ -122,7 +122,7 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_sts"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sts"))
         .current_dir(dir)
         .args([
             "serve",
@@ -143,6 +143,8 @@ fn start(dir: &Path, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("sts serve did not become healthy on port {port}");
 }
 
@@ -178,6 +180,9 @@ fn request(
         .unwrap_or(Value::Null);
     Some((status, json))
 }
+
+/// Request IDs the server acknowledged, with the tokens it returned.
+type Acknowledged = Vec<(String, Vec<String>)>;
 
 fn tokens(body: &Value) -> Vec<String> {
     let list = body["tokens"]
@@ -234,7 +239,7 @@ fn kill_9_during_vending_loses_no_acknowledged_vend() {
     assert_eq!(status, 201, "{body}");
 
     // Vend until killed; remember what the server acknowledged.
-    let acknowledged: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let acknowledged: Arc<Mutex<Acknowledged>> = Arc::default();
     let seen = Arc::clone(&acknowledged);
     let vendor_key = vendor.clone();
     let load = std::thread::spawn(move || {
