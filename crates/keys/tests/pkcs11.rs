@@ -77,7 +77,6 @@ impl Drop for Token {
     }
 }
 
-
 /// One test on one token: SoftHSM2 does not always see a token that `softhsm2-util` made after
 /// the library was initialized in this process.
 #[tokio::test]
