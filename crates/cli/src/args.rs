@@ -84,6 +84,9 @@ pub(crate) enum Command {
     /// Create or revoke the vending service's API keys.
     #[command(subcommand)]
     ApiKey(crate::commands::serve::ApiKeyCommand),
+    /// Load a running `sts serve` with concurrent credit vends: vends per second, p50/p99/max
+    /// latency, errors by status, and a check that no meter got a TID twice (exit 1 if so).
+    Loadtest(crate::commands::loadtest::LoadtestArgs),
 }
 
 /// Where the key sealing a meter state file comes from.

@@ -7,6 +7,7 @@ mod derive;
 mod issue;
 mod key_change;
 pub(crate) mod kmc;
+pub(crate) mod loadtest;
 mod meter;
 pub(crate) mod serve;
 pub(crate) mod sm;
@@ -30,5 +31,6 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Sm(command) => sm::run(command, cli.json),
         Command::Serve(args) => serve::serve(args),
         Command::ApiKey(command) => serve::api_key(command, cli.json),
+        Command::Loadtest(args) => loadtest::run(args, cli.json),
     }
 }
