@@ -18,6 +18,8 @@ pub struct Metrics {
     reprints: AtomicU64,
     vend_errors: AtomicU64,
     conflicts: AtomicU64,
+    batches: AtomicU64,
+    batched_vends: AtomicU64,
     http: [AtomicU64; 5],
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
@@ -57,6 +59,13 @@ impl Metrics {
         }
     }
 
+    /// A group commit: one security module and one vend transaction for `vends` new vends.
+    pub(crate) fn batch(&self, vends: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_vends
+            .fetch_add(u64::try_from(vends).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub(crate) fn http(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.http[class].fetch_add(1, Ordering::Relaxed);
@@ -89,6 +98,16 @@ impl Metrics {
             out,
             "# HELP sts_vend_errors_total Vends refused or failed.\n# TYPE sts_vend_errors_total counter\nsts_vend_errors_total {}",
             get(&self.vend_errors)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sts_vend_batches_total Group commits of credit vends (one security module and one vend transaction each).\n# TYPE sts_vend_batches_total counter\nsts_vend_batches_total {}",
+            get(&self.batches)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sts_vend_batched_total Credit vends issued in group commits.\n# TYPE sts_vend_batched_total counter\nsts_vend_batched_total {}",
+            get(&self.batched_vends)
         );
         out.push_str("# HELP sts_http_responses_total HTTP responses by status class.\n# TYPE sts_http_responses_total counter\n");
         for (i, c) in self.http.iter().enumerate() {

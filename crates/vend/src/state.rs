@@ -1,10 +1,14 @@
 //! The shared state of the service: database, security module, policy, metrics.
 
-use std::{net::SocketAddr, str::FromStr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    str::FromStr,
+    sync::{Arc, OnceLock, Weak},
+};
 
 use sts_keys::SecurityModule;
 
-use crate::{Database, Metrics, VendError};
+use crate::{Database, Metrics, VendError, vend::Batcher};
 
 /// What to do when a meter's key record changed (new KRN, SGC, TI, KT, base date or DKGA)
 /// and a token is requested for it.
@@ -73,6 +77,18 @@ struct Inner {
     policy: KeyChangePolicy,
     body_limit: usize,
     metrics: Metrics,
+    /// The group commit queue of credit vends, started by the first one.
+    batcher: OnceLock<Batcher>,
+}
+
+/// A reference to the state that does not keep it alive (held by the batching task).
+pub(crate) struct WeakState(Weak<Inner>);
+
+impl WeakState {
+    /// The state, while it lives.
+    pub(crate) fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
 }
 
 /// The state every handler shares; cheap to clone.
@@ -104,6 +120,7 @@ impl AppState {
             policy,
             body_limit,
             metrics: Metrics::default(),
+            batcher: OnceLock::new(),
         }))
     }
 
@@ -135,5 +152,13 @@ impl AppState {
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The group commit queue of credit vends; starts its task on the current runtime the
+    /// first time.
+    pub(crate) fn batcher(&self) -> &Batcher {
+        self.0
+            .batcher
+            .get_or_init(|| Batcher::start(WeakState(Arc::downgrade(&self.0))))
     }
 }

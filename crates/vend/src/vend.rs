@@ -1,16 +1,21 @@
 //! Vending: one client request ID, one result, issued through the security module and
 //! recorded in the same transaction that allocates the meter's TID.
 
+mod batch;
+
+use batch::Answer;
+pub(crate) use batch::Batcher;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::{Any, Row};
+use sqlx::{Any, Row, Transaction};
 use sts_core::{
     CurrencyAmount, MeterPan, Register, Service, Token, TokenNumber, TransferAmount,
     amount::parse_fixed,
 };
-use sts_keys::{TokenRequest, sm::describe};
+use sts_keys::{KeyCheckValue, TokenRequest, sm::describe};
 
 use crate::{
     AppState, Caller, KeyChangePolicy, Role, VendError, audit,
@@ -372,6 +377,105 @@ fn reprint(
     Ok(value)
 }
 
+/// What a vend stores: the result under its request ID, its tokens and its audit entry.
+struct Record<'a> {
+    key_id: &'a str,
+    request_id: &'a str,
+    pan: &'a MeterPan,
+    spec: Spec,
+    canonical: &'a str,
+    rows: &'a [IssuedRow],
+    tid: Option<u32>,
+    sm_id: &'a str,
+    check_value: Option<KeyCheckValue>,
+    key_change: Value,
+    amount: Value,
+    tid_base: String,
+    /// A key change set was issued before the token.
+    with_key_change: bool,
+    now: i64,
+}
+
+/// Writes a vend's result, tokens and audit entry inside `tx`; returns the answer.
+async fn record(tx: &mut Transaction<'_, Any>, r: &Record<'_>) -> Result<Value, VendError> {
+    let (request_id, pan, spec, canonical, rows) =
+        (r.request_id, r.pan, r.spec, r.canonical, r.rows);
+    let tid_issued = r.tid;
+    let kcv = r.check_value.map(|k| k.to_hex());
+    let body = json!({
+        "request_id": request_id,
+        "meter": pan.as_str(),
+        "kind": spec.kind().as_str(),
+        "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
+        "tokens": rows.iter().map(token_json).collect::<Vec<_>>(),
+        "tid": tid_issued,
+        "security_module": r.sm_id,
+        "check_value": kcv,
+        "key_change": r.key_change,
+        "amount": r.amount,
+        "created": r.now,
+        "reprint": false,
+    });
+    sqlx::query(
+        "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(request_id)
+    .bind(pan.as_str())
+    .bind(spec.kind().as_str())
+    .bind(canonical)
+    .bind(body.to_string())
+    .bind(r.sm_id)
+    .bind(kcv.as_deref())
+    .bind(tid_issued.map(i64::from))
+    .bind(r.key_id)
+    .bind(r.now)
+    .execute(&mut **tx)
+    .await?;
+    for (position, row) in rows.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(request_id)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(pan.as_str())
+        .bind(row.number.to_string())
+        .bind(i64::from(row.class))
+        .bind(i64::from(row.subclass))
+        .bind(row.tid.map(i64::from))
+        .bind(row.tid.map(|_| r.tid_base.clone()))
+        .execute(&mut **tx)
+        .await?;
+    }
+    audit::append(
+        tx,
+        &audit::Entry {
+            key_id: Some(r.key_id),
+            request_id: Some(request_id),
+            sm_id: Some(r.sm_id),
+            kcv: kcv.as_deref(),
+            action: if r.with_key_change && matches!(spec, Spec::Token(..)) {
+                "vend.key_change_and_token"
+            } else {
+                match spec.kind() {
+                    VendKind::Credit => "vend.credit",
+                    VendKind::Management => "vend.management",
+                    VendKind::KeyChange => "vend.key_change",
+                }
+            },
+            details: json!({
+                "meter": pan.as_str(),
+                "tokens": rows.len(),
+                "tid": tid_issued,
+                "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
+            }),
+        },
+    )
+    .await?;
+    Ok(body)
+}
+
 /// The result of a vend.
 #[derive(Debug, Clone)]
 pub struct VendOutcome {
@@ -425,8 +529,19 @@ impl AppState {
             });
         }
         let started = std::time::Instant::now();
-        let outcome =
-            retry(|| self.vend_once(caller, &request.request_id, &pan, spec, &canonical)).await;
+        let batched = match spec {
+            Spec::Token(VendKind::Credit, token) => {
+                self.vend_batched(caller, &request.request_id, pan, token, &canonical)
+                    .await
+            }
+            _ => Answer::Alone,
+        };
+        let outcome = match batched {
+            Answer::Done(outcome) => outcome,
+            Answer::Alone => {
+                retry(|| self.vend_once(caller, &request.request_id, &pan, spec, &canonical)).await
+            }
+        };
         match &outcome {
             Ok(o) if o.reprint => self.metrics().reprint(),
             Ok(_) => {
@@ -435,6 +550,30 @@ impl AppState {
             Err(e) => self.metrics().vend_error(e.status().1),
         }
         outcome
+    }
+
+    /// Queues a credit vend for the next batch and waits for its answer.
+    async fn vend_batched(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+        pan: MeterPan,
+        request: TokenRequest,
+        canonical: &str,
+    ) -> Answer {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = batch::Job {
+            key_id: caller.key_id.clone(),
+            request_id: request_id.to_owned(),
+            pan,
+            request,
+            canonical: canonical.to_owned(),
+            reply,
+        };
+        if self.batcher().send(job).is_err() {
+            return Answer::Alone;
+        }
+        answer.await.unwrap_or(Answer::Alone)
     }
 
     async fn vend_once(
@@ -544,82 +683,28 @@ impl AppState {
             amount = credit_amount(&issued.token);
         }
         let now = now_seconds();
-        let sm_id = sm.id().as_str().to_owned();
-        let kcv = check_value.map(|k| k.to_hex());
-        let body = json!({
-            "request_id": request_id,
-            "meter": pan.as_str(),
-            "kind": spec.kind().as_str(),
-            "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
-            "tokens": rows.iter().map(token_json).collect::<Vec<_>>(),
-            "tid": tid_issued,
-            "security_module": sm_id,
-            "check_value": kcv,
-            "key_change": key_change,
-            "amount": amount,
-            "created": now,
-            "reprint": false,
-        });
-        sqlx::query(
-            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(request_id)
-        .bind(pan.as_str())
-        .bind(spec.kind().as_str())
-        .bind(canonical)
-        .bind(body.to_string())
-        .bind(&sm_id)
-        .bind(kcv.as_deref())
-        .bind(tid_issued.map(i64::from))
-        .bind(&caller.key_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let tid_base = meter.current.base_date.to_string();
-        for (position, row) in rows.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(request_id)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(pan.as_str())
-            .bind(row.number.to_string())
-            .bind(i64::from(row.class))
-            .bind(i64::from(row.subclass))
-            .bind(row.tid.map(i64::from))
-            .bind(row.tid.map(|_| tid_base.clone()))
-            .execute(&mut *tx)
-            .await?;
-        }
-        meter.updated = now;
-        meters::store(&mut tx, &meter).await?;
-        audit::append(
+        let body = record(
             &mut tx,
-            &audit::Entry {
-                key_id: Some(&caller.key_id),
-                request_id: Some(request_id),
-                sm_id: Some(&sm_id),
-                kcv: kcv.as_deref(),
-                action: if want_key_change.is_some() && matches!(spec, Spec::Token(..)) {
-                    "vend.key_change_and_token"
-                } else {
-                    match spec.kind() {
-                        VendKind::Credit => "vend.credit",
-                        VendKind::Management => "vend.management",
-                        VendKind::KeyChange => "vend.key_change",
-                    }
-                },
-                details: json!({
-                    "meter": pan.as_str(),
-                    "tokens": rows.len(),
-                    "tid": tid_issued,
-                    "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
-                }),
+            &Record {
+                key_id: &caller.key_id,
+                request_id,
+                pan,
+                spec,
+                canonical,
+                rows: &rows,
+                tid: tid_issued,
+                sm_id: sm.id().as_str(),
+                check_value,
+                key_change,
+                amount,
+                tid_base: meter.current.base_date.to_string(),
+                with_key_change: want_key_change.is_some(),
+                now,
             },
         )
         .await?;
+        meter.updated = now;
+        meters::store(&mut tx, &meter).await?;
         tx.commit().await?;
         tracing::info!(
             request_id,
