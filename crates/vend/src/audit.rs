@@ -4,7 +4,10 @@
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Database, VendError, db::now_seconds};
+use crate::{
+    Database, VendError,
+    db::{ROWS_PER_STATEMENT, now_seconds, placeholders},
+};
 
 /// One audit row to append.
 #[derive(Debug, Default)]
@@ -22,18 +25,33 @@ pub(crate) async fn append(
     tx: &mut Transaction<'_, Any>,
     entry: &Entry<'_>,
 ) -> Result<(), VendError> {
-    sqlx::query(
-        "INSERT INTO audit (time, key_id, request_id, sm_id, kcv, action, details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(now_seconds())
-    .bind(entry.key_id)
-    .bind(entry.request_id)
-    .bind(entry.sm_id)
-    .bind(entry.kcv)
-    .bind(entry.action)
-    .bind(entry.details.to_string())
-    .execute(&mut **tx)
-    .await?;
+    append_many(tx, std::slice::from_ref(entry)).await
+}
+
+/// Appends `entries` inside `tx`, in order, with multi-row statements.
+pub(crate) async fn append_many(
+    tx: &mut Transaction<'_, Any>,
+    entries: &[Entry<'_>],
+) -> Result<(), VendError> {
+    let now = now_seconds();
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO audit (time, key_id, request_id, sm_id, kcv, action, details) VALUES {}",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            query = query
+                .bind(now)
+                .bind(entry.key_id)
+                .bind(entry.request_id)
+                .bind(entry.sm_id)
+                .bind(entry.kcv)
+                .bind(entry.action)
+                .bind(entry.details.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

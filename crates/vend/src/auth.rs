@@ -1,6 +1,11 @@
 //! API keys: random secrets stored as SHA-256 digests, each with one role.
 
-use std::{fmt, str::FromStr};
+use std::{
+    collections::HashMap,
+    fmt,
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -100,6 +105,18 @@ pub struct NewApiKey {
 
 const PREFIX: &str = "sts_";
 
+/// How long a verified API key is trusted without reading the database again. A key revoked
+/// through this server's API stops working at once; one revoked from another process (`sts
+/// api-key revoke`, another server) within this time.
+pub(crate) const CALLER_TTL: Duration = Duration::from_secs(2);
+
+/// The most API keys remembered; the cache is emptied when it is full.
+const CALLER_CACHE_SIZE: usize = 4096;
+
+/// API keys verified lately, by the SHA-256 digest of the whole key (never the key).
+#[derive(Debug, Default)]
+pub(crate) struct CallerCache(HashMap<String, (Caller, Instant)>);
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -181,11 +198,15 @@ impl Database {
         )
         .await?;
         tx.commit().await?;
+        // After the commit: a lookup from now on reads the revoked row.
+        if let Ok(mut cache) = self.callers.lock() {
+            cache.0.retain(|_, (caller, _)| caller.key_id != id);
+        }
         Ok(())
     }
 
     /// The caller of a whole API key, if it is known and not revoked. The digest is compared
-    /// in constant time.
+    /// in constant time. A key verified in the last [`CALLER_TTL`] is answered from memory.
     ///
     /// # Errors
     /// [`VendError::Unauthorized`]; database failures.
@@ -196,6 +217,13 @@ impl Database {
             .map(|(id, _)| id)
             .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or(VendError::Unauthorized)?;
+        let presented = digest(key);
+        if let Ok(cache) = self.callers.lock()
+            && let Some((caller, at)) = cache.0.get(&presented)
+            && at.elapsed() < CALLER_TTL
+        {
+            return Ok(caller.clone());
+        }
         let row =
             sqlx::query("SELECT digest, role FROM api_keys WHERE id = $1 AND revoked IS NULL")
                 .bind(id)
@@ -203,15 +231,22 @@ impl Database {
                 .await?
                 .ok_or(VendError::Unauthorized)?;
         let stored: String = row.try_get(0)?;
-        if !bool::from(stored.as_bytes().ct_eq(digest(key).as_bytes())) {
+        if !bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) {
             return Err(VendError::Unauthorized);
         }
         let role: String = row.try_get(1)?;
-        Ok(Caller {
+        let caller = Caller {
             key_id: id.to_owned(),
             role: role
                 .parse()
                 .map_err(|_| VendError::Internal(format!("API key {id} has role {role:?}")))?,
-        })
+        };
+        if let Ok(mut cache) = self.callers.lock() {
+            if cache.0.len() >= CALLER_CACHE_SIZE {
+                cache.0.clear();
+            }
+            cache.0.insert(presented, (caller.clone(), Instant::now()));
+        }
+        Ok(caller)
     }
 }

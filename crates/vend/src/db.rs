@@ -31,6 +31,8 @@ pub struct Database {
     /// SQLite has one writer per file: writers of this process queue here instead of
     /// spinning on `SQLITE_BUSY`. `None` for PostgreSQL, where row locks order writers.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// API keys verified in the last [`crate::auth::CALLER_TTL`], by the digest of the key.
+    pub(crate) callers: Arc<std::sync::Mutex<crate::auth::CallerCache>>,
 }
 
 impl Database {
@@ -88,6 +90,7 @@ impl Database {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            callers: Arc::default(),
         })
     }
 
@@ -175,9 +178,48 @@ where
     }
 }
 
+/// Rows per multi-row statement: with at most 10 columns, 1,000 parameters, far below
+/// SQLite's (32,766) and PostgreSQL's (65,535) limits.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters each: the `VALUES` of a
+/// multi-row `INSERT`; with one row, the list of an `IN`.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_every_parameter_in_order() {
+        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(0, 3), "");
+    }
 }

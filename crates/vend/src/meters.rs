@@ -10,7 +10,7 @@ use sts_core::{
     TokenIdentifier,
 };
 
-use crate::{Caller, Database, VendError, audit, db::now_seconds, retry};
+use crate::{Backend, Caller, Database, VendError, audit, db::now_seconds, retry};
 
 /// The part of a meter's description a key change set changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,6 +499,43 @@ pub(crate) async fn load(
         .fetch_optional(&mut **tx)
         .await?;
     row.as_ref().map(Meter::from_row).transpose()
+}
+
+/// Locks and reads the meters of `pans` (sorted, distinct) that exist, in a few statements
+/// inside `tx`. SQLite: one `UPDATE` takes the file's write lock first (no other writer can
+/// come between the read and the write). PostgreSQL: `SELECT ... ORDER BY pan FOR UPDATE`
+/// locks the rows in PAN order, as every writer does.
+pub(crate) async fn lock_many(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    pans: &[&str],
+) -> Result<Vec<Meter>, VendError> {
+    let mut meters = Vec::with_capacity(pans.len());
+    for chunk in pans.chunks(crate::db::ROWS_PER_STATEMENT) {
+        let list = crate::db::placeholders(1, chunk.len());
+        let sql = match backend {
+            Backend::Sqlite => {
+                let update = format!("UPDATE meters SET version = version + 1 WHERE pan IN {list}");
+                let mut lock = sqlx::query(&update);
+                for pan in chunk {
+                    lock = lock.bind(*pan);
+                }
+                lock.execute(&mut **tx).await?;
+                format!("SELECT * FROM meters WHERE pan IN {list}")
+            }
+            Backend::Postgres => {
+                format!("SELECT * FROM meters WHERE pan IN {list} ORDER BY pan FOR UPDATE")
+            }
+        };
+        let mut query = sqlx::query(&sql);
+        for pan in chunk {
+            query = query.bind(*pan);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            meters.push(Meter::from_row(&row)?);
+        }
+    }
+    Ok(meters)
 }
 
 /// Writes every column of `meter` but the identity and creation time; bumps the version.

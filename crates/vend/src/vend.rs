@@ -6,7 +6,7 @@ mod batch;
 use batch::Answer;
 pub(crate) use batch::Batcher;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -19,7 +19,7 @@ use sts_keys::{KeyCheckValue, TokenRequest, sm::describe};
 
 use crate::{
     AppState, Caller, KeyChangePolicy, Role, VendError, audit,
-    db::now_seconds,
+    db::{ROWS_PER_STATEMENT, now_seconds, placeholders},
     meters::{self, Meter, MeterStatus, parse_pan, parse_service, service_name},
     retry,
 };
@@ -398,82 +398,150 @@ struct Record<'a> {
 
 /// Writes a vend's result, tokens and audit entry inside `tx`; returns the answer.
 async fn record(tx: &mut Transaction<'_, Any>, r: &Record<'_>) -> Result<Value, VendError> {
-    let (request_id, pan, spec, canonical, rows) =
-        (r.request_id, r.pan, r.spec, r.canonical, r.rows);
-    let tid_issued = r.tid;
-    let kcv = r.check_value.map(|k| k.to_hex());
-    let body = json!({
-        "request_id": request_id,
-        "meter": pan.as_str(),
-        "kind": spec.kind().as_str(),
-        "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
-        "tokens": rows.iter().map(token_json).collect::<Vec<_>>(),
-        "tid": tid_issued,
-        "security_module": r.sm_id,
-        "check_value": kcv,
-        "key_change": r.key_change,
-        "amount": r.amount,
-        "created": r.now,
-        "reprint": false,
-    });
-    sqlx::query(
-        "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(request_id)
-    .bind(pan.as_str())
-    .bind(spec.kind().as_str())
-    .bind(canonical)
-    .bind(body.to_string())
-    .bind(r.sm_id)
-    .bind(kcv.as_deref())
-    .bind(tid_issued.map(i64::from))
-    .bind(r.key_id)
-    .bind(r.now)
-    .execute(&mut **tx)
-    .await?;
-    for (position, row) in rows.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(request_id)
-        .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .bind(pan.as_str())
-        .bind(row.number.to_string())
-        .bind(i64::from(row.class))
-        .bind(i64::from(row.subclass))
-        .bind(row.tid.map(i64::from))
-        .bind(row.tid.map(|_| r.tid_base.clone()))
-        .execute(&mut **tx)
-        .await?;
+    record_many(tx, std::slice::from_ref(r))
+        .await?
+        .pop()
+        .ok_or_else(|| VendError::Internal("a vend recorded no answer".into()))
+}
+
+/// Writes the results, tokens and audit entries of `records` inside `tx` with a few multi-row
+/// statements (the cost of a statement, not of a row, is what counts); returns the answers
+/// in order.
+async fn record_many(
+    tx: &mut Transaction<'_, Any>,
+    records: &[Record<'_>],
+) -> Result<Vec<Value>, VendError> {
+    struct Row<'a> {
+        body: Value,
+        kcv: Option<String>,
+        request: Option<Value>,
+        r: &'a Record<'a>,
     }
-    audit::append(
-        tx,
-        &audit::Entry {
-            key_id: Some(r.key_id),
-            request_id: Some(request_id),
-            sm_id: Some(r.sm_id),
-            kcv: kcv.as_deref(),
-            action: if r.with_key_change && matches!(spec, Spec::Token(..)) {
-                "vend.key_change_and_token"
-            } else {
-                match spec.kind() {
-                    VendKind::Credit => "vend.credit",
-                    VendKind::Management => "vend.management",
-                    VendKind::KeyChange => "vend.key_change",
-                }
-            },
-            details: json!({
-                "meter": pan.as_str(),
-                "tokens": rows.len(),
-                "tid": tid_issued,
-                "request": serde_json::from_str::<Value>(canonical).ok().and_then(|v| v.get("token").cloned()),
-            }),
-        },
-    )
-    .await?;
-    Ok(body)
+    let rows: Vec<Row<'_>> = records
+        .iter()
+        .map(|r| {
+            let kcv = r.check_value.map(|k| k.to_hex());
+            let request = serde_json::from_str::<Value>(r.canonical)
+                .ok()
+                .and_then(|v| v.get("token").cloned());
+            let body = json!({
+                "request_id": r.request_id,
+                "meter": r.pan.as_str(),
+                "kind": r.spec.kind().as_str(),
+                "request": request,
+                "tokens": r.rows.iter().map(token_json).collect::<Vec<_>>(),
+                "tid": r.tid,
+                "security_module": r.sm_id,
+                "check_value": kcv,
+                "key_change": r.key_change,
+                "amount": r.amount,
+                "created": r.now,
+                "reprint": false,
+            });
+            Row {
+                body,
+                kcv,
+                request,
+                r,
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created) VALUES {}",
+            placeholders(chunk.len(), 10)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            let r = row.r;
+            query = query
+                .bind(r.request_id)
+                .bind(r.pan.as_str())
+                .bind(r.spec.kind().as_str())
+                .bind(r.canonical)
+                .bind(row.body.to_string())
+                .bind(r.sm_id)
+                .bind(row.kcv.as_deref())
+                .bind(r.tid.map(i64::from))
+                .bind(r.key_id)
+                .bind(r.now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let tokens: Vec<(&Record<'_>, usize, &IssuedRow)> = records
+        .iter()
+        .flat_map(|r| r.rows.iter().enumerate().map(move |(i, t)| (r, i, t)))
+        .collect();
+    for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) VALUES {}",
+            placeholders(chunk.len(), 8)
+        );
+        let mut query = sqlx::query(&sql);
+        for (r, position, t) in chunk {
+            query = query
+                .bind(r.request_id)
+                .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                .bind(r.pan.as_str())
+                .bind(t.number.to_string())
+                .bind(i64::from(t.class))
+                .bind(i64::from(t.subclass))
+                .bind(t.tid.map(i64::from))
+                .bind(t.tid.map(|_| r.tid_base.clone()));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let entries: Vec<audit::Entry<'_>> = rows
+        .iter()
+        .map(|row| {
+            let r = row.r;
+            audit::Entry {
+                key_id: Some(r.key_id),
+                request_id: Some(r.request_id),
+                sm_id: Some(r.sm_id),
+                kcv: row.kcv.as_deref(),
+                action: if r.with_key_change && matches!(r.spec, Spec::Token(..)) {
+                    "vend.key_change_and_token"
+                } else {
+                    match r.spec.kind() {
+                        VendKind::Credit => "vend.credit",
+                        VendKind::Management => "vend.management",
+                        VendKind::KeyChange => "vend.key_change",
+                    }
+                },
+                details: json!({
+                    "meter": r.pan.as_str(),
+                    "tokens": r.rows.len(),
+                    "tid": r.tid,
+                    "request": row.request,
+                }),
+            }
+        })
+        .collect();
+    audit::append_many(tx, &entries).await?;
+    Ok(rows.into_iter().map(|row| row.body).collect())
+}
+
+/// The stored results (request, response) of those of `request_ids` that have one.
+async fn find_many(
+    tx: &mut Transaction<'_, Any>,
+    request_ids: &[&str],
+) -> Result<HashMap<String, (String, String)>, VendError> {
+    let mut found = HashMap::new();
+    for chunk in request_ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT request_id, request, response FROM vends WHERE request_id IN {}",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            found.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        }
+    }
+    Ok(found)
 }
 
 /// The result of a vend.
@@ -512,35 +580,17 @@ impl AppState {
         let spec = parse_spec(&request.token, None)?;
         let (roles, action) = spec.kind().roles();
         caller.require(roles, action)?;
-        let db = self.db();
-        let utility = db.meter(&pan).await?.utility;
-        let spec = parse_spec(&request.token, Some(utility))?;
-        let canonical = spec.canonical(&pan).to_string();
-        // Fast path: a reprint needs no lock.
-        if let Some(stored) = find(db.pool(), &request.request_id).await? {
-            let answer = reprint(&request.request_id, &canonical, stored);
-            match &answer {
-                Ok(_) => self.metrics().reprint(),
-                Err(e) => self.metrics().vend_error(e.status().1),
-            }
-            return Ok(VendOutcome {
-                body: answer?,
-                reprint: true,
-            });
-        }
         let started = std::time::Instant::now();
         let batched = match spec {
-            Spec::Token(VendKind::Credit, token) => {
-                self.vend_batched(caller, &request.request_id, pan, token, &canonical)
+            Spec::Token(VendKind::Credit, _) => {
+                self.vend_batched(caller, &request.request_id, pan, &request.token)
                     .await
             }
             _ => Answer::Alone,
         };
         let outcome = match batched {
             Answer::Done(outcome) => outcome,
-            Answer::Alone => {
-                retry(|| self.vend_once(caller, &request.request_id, &pan, spec, &canonical)).await
-            }
+            Answer::Alone => self.vend_alone(caller, request, &pan).await,
         };
         match &outcome {
             Ok(o) if o.reprint => self.metrics().reprint(),
@@ -558,22 +608,41 @@ impl AppState {
         caller: &Caller,
         request_id: &str,
         pan: MeterPan,
-        request: TokenRequest,
-        canonical: &str,
+        token: &Map<String, Value>,
     ) -> Answer {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = batch::Job {
             key_id: caller.key_id.clone(),
             request_id: request_id.to_owned(),
             pan,
-            request,
-            canonical: canonical.to_owned(),
+            token: token.clone(),
             reply,
         };
         if self.batcher().send(job).is_err() {
             return Answer::Alone;
         }
         answer.await.unwrap_or(Answer::Alone)
+    }
+
+    /// A vend in a transaction of its own: a reprint when the request ID is known (no lock
+    /// needed), otherwise issued (retried on a serialization failure).
+    async fn vend_alone(
+        &self,
+        caller: &Caller,
+        request: &VendRequest,
+        pan: &MeterPan,
+    ) -> Result<VendOutcome, VendError> {
+        let db = self.db();
+        let utility = db.meter(pan).await?.utility;
+        let spec = parse_spec(&request.token, Some(utility))?;
+        let canonical = spec.canonical(pan).to_string();
+        if let Some(stored) = find(db.pool(), &request.request_id).await? {
+            return reprint(&request.request_id, &canonical, stored).map(|body| VendOutcome {
+                body,
+                reprint: true,
+            });
+        }
+        retry(|| self.vend_once(caller, &request.request_id, pan, spec, &canonical)).await
     }
 
     async fn vend_once(

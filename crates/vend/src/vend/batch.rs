@@ -16,14 +16,17 @@
 //! - a vend with a key change pending, or any vend of a batch whose transaction fails, goes
 //!   back to the one-by-one path (with its retries), as if it had never been batched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sts_core::MeterPan;
-use sts_keys::{IssuedToken, SmError, TokenRequest, sm::describe};
+use sts_keys::{IssuedToken, SmError, sm::describe};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{IssuedRow, Record, Spec, VendKind, VendOutcome, credit_amount, find, record, reprint};
+use super::{
+    IssuedRow, Record, Spec, VendKind, VendOutcome, credit_amount, find_many, parse_spec,
+    record_many, reprint,
+};
 use crate::{
     AppState, VendError,
     db::now_seconds,
@@ -39,8 +42,8 @@ pub(crate) struct Job {
     pub(crate) key_id: String,
     pub(crate) request_id: String,
     pub(crate) pan: MeterPan,
-    pub(crate) request: TokenRequest,
-    pub(crate) canonical: String,
+    /// The request's `token` object: resolved in the batch, with the meter's utility.
+    pub(crate) token: Map<String, Value>,
     pub(crate) reply: oneshot::Sender<Answer>,
 }
 
@@ -101,11 +104,14 @@ enum Slot {
 
 impl AppState {
     async fn vend_batch(&self, jobs: Vec<Job>) {
-        let slots = match self.vend_batch_once(&jobs).await {
-            Ok(slots) => slots,
+        let (slots, canonical) = match self.vend_batch_once(&jobs).await {
+            Ok(answers) => answers,
             Err(e) => {
                 tracing::warn!(error = %e, vends = jobs.len(), "batched vend failed: vending them one by one");
-                jobs.iter().map(|_| Slot::Alone).collect()
+                (
+                    jobs.iter().map(|_| Slot::Alone).collect(),
+                    vec![None; jobs.len()],
+                )
             }
         };
         // Resolve repeats of a request ID inside the batch from the first one's answer.
@@ -122,7 +128,7 @@ impl AppState {
                 }
                 Some(Slot::SameAs(first)) => match &slots[first] {
                     Some(Slot::Done(Ok(outcome))) => {
-                        Answer::Done(if jobs[first].canonical == jobs[i].canonical {
+                        Answer::Done(if canonical[first] == canonical[i] {
                             let mut body = outcome.body.clone();
                             body["reprint"] = Value::Bool(true);
                             Ok(VendOutcome {
@@ -144,8 +150,12 @@ impl AppState {
         }
     }
 
-    /// Runs one batch in one vend transaction; the slots are the answers once it committed.
-    async fn vend_batch_once(&self, jobs: &[Job]) -> Result<Vec<Slot>, VendError> {
+    /// Runs one batch in one vend transaction; the slots are the answers once it committed,
+    /// with each job's canonical request (when its meter was found).
+    async fn vend_batch_once(
+        &self,
+        jobs: &[Job],
+    ) -> Result<(Vec<Slot>, Vec<Option<String>>), VendError> {
         let db = self.db();
         let sm = self.security_module();
         let _turn = db.write_turn().await;
@@ -155,56 +165,80 @@ impl AppState {
         // stable sort keeps the arrival order of one meter's vends.
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by(|&a, &b| jobs[a].pan.as_str().cmp(jobs[b].pan.as_str()));
-        let mut meters: BTreeMap<String, Option<Meter>> = BTreeMap::new();
+        // Lock and read each meter once, in PAN order, then the stored results of the
+        // batch's request IDs: a few statements for the whole batch.
+        let mut distinct: Vec<&str> = order.iter().map(|&i| jobs[i].pan.as_str()).collect();
+        distinct.dedup();
+        let mut meters: HashMap<String, Meter> =
+            meters::lock_many(&mut tx, db.backend(), &distinct)
+                .await?
+                .into_iter()
+                .map(|m| (m.pan.as_str().to_owned(), m))
+                .collect();
         let mut first: HashMap<&str, usize> = HashMap::new();
+        for &i in &order {
+            first.entry(jobs[i].request_id.as_str()).or_insert(i);
+        }
+        let ids: Vec<&str> = first.keys().copied().collect();
+        let stored = find_many(&mut tx, &ids).await?;
         let mut to_issue = Vec::new();
+        let mut canonical: Vec<Option<String>> = vec![None; jobs.len()];
         for &i in &order {
             let job = &jobs[i];
-            if let Some(&earlier) = first.get(job.request_id.as_str()) {
+            // What the one-by-one path checks first: the meter, then the request's content
+            // with the meter's utility as the default service.
+            let Some(meter) = meters.get(job.pan.as_str()) else {
+                slots[i] = Slot::Done(Err(VendError::NotFound(format!("meter {}", job.pan))));
+                continue;
+            };
+            let request = match parse_spec(&job.token, Some(meter.utility)) {
+                Ok(spec @ Spec::Token(VendKind::Credit, request)) => {
+                    canonical[i] = Some(spec.canonical(&job.pan).to_string());
+                    request
+                }
+                Ok(_) => {
+                    slots[i] = Slot::Alone;
+                    continue;
+                }
+                Err(e) => {
+                    slots[i] = Slot::Done(Err(e));
+                    continue;
+                }
+            };
+            let earlier = first.get(job.request_id.as_str()).copied().unwrap_or(i);
+            if earlier != i {
                 slots[i] = Slot::SameAs(earlier);
                 continue;
             }
-            first.insert(&job.request_id, i);
-            let key = job.pan.as_str().to_owned();
-            if !meters.contains_key(&key) {
-                let meter = if meters::lock(&mut tx, &job.pan).await? {
-                    meters::load(&mut tx, &job.pan).await?
-                } else {
-                    None
-                };
-                meters.insert(key.clone(), meter);
-            }
-            if let Some(stored) = find(&mut *tx, &job.request_id).await? {
-                slots[i] = Slot::Done(reprint(&job.request_id, &job.canonical, stored).map(
-                    |body| VendOutcome {
+            let this = canonical[i].as_deref().unwrap_or_default();
+            if let Some(stored) = stored.get(&job.request_id) {
+                slots[i] = Slot::Done(reprint(&job.request_id, this, stored.clone()).map(|body| {
+                    VendOutcome {
                         body,
                         reprint: true,
-                    },
-                ));
+                    }
+                }));
                 continue;
             }
-            slots[i] = match meters.get(&key).and_then(Option::as_ref) {
-                None => Slot::Done(Err(VendError::NotFound(format!("meter {}", job.pan)))),
-                Some(m) if m.status != MeterStatus::Active => {
-                    Slot::Done(Err(VendError::MeterNotActive {
-                        pan: job.pan.to_string(),
-                        status: m.status.to_string(),
-                    }))
-                }
-                Some(m) if m.key_change_pending() => Slot::Alone,
-                Some(m) => {
-                    to_issue.push((i, m.description(&m.current)));
-                    Slot::Open
-                }
+            slots[i] = if meter.status != MeterStatus::Active {
+                Slot::Done(Err(VendError::MeterNotActive {
+                    pan: job.pan.to_string(),
+                    status: meter.status.to_string(),
+                }))
+            } else if meter.key_change_pending() {
+                Slot::Alone
+            } else {
+                to_issue.push((i, meter.description(&meter.current), request));
+                Slot::Open
             };
         }
         if to_issue.is_empty() {
             tx.commit().await?;
-            return Ok(slots);
+            return Ok((slots, canonical));
         }
         let requests: Vec<_> = to_issue
             .iter()
-            .map(|(i, description)| (*description, jobs[*i].request))
+            .map(|(_, description, request)| (*description, *request))
             .collect();
         let issued: Vec<Result<IssuedToken, SmError>> = match sm.issue_many(&requests).await {
             Ok(tokens) => tokens.into_iter().map(Ok).collect(),
@@ -221,8 +255,9 @@ impl AppState {
         let now = now_seconds();
         let sm_id = sm.id().as_str().to_owned();
         let mut stored_meters = Vec::new();
-        let mut logged = Vec::new();
-        for ((i, description), issued) in to_issue.iter().zip(issued) {
+        // (job, its token, TID, check value, amount, base date of the TID)
+        let mut done = Vec::with_capacity(to_issue.len());
+        for ((i, description, request), issued) in to_issue.iter().zip(issued) {
             let job = &jobs[*i];
             let issued = match issued {
                 Ok(issued) => issued,
@@ -232,7 +267,7 @@ impl AppState {
                 }
             };
             let key = job.pan.as_str();
-            let Some(Some(meter)) = meters.get_mut(key) else {
+            let Some(meter) = meters.get_mut(key) else {
                 slots[*i] = Slot::Done(Err(VendError::Internal(format!(
                     "meter {key} of a batched vend was not loaded"
                 ))));
@@ -257,7 +292,7 @@ impl AppState {
                 meter.last_tid = Some((base, tid));
                 tid_issued = Some(tid.get());
             }
-            let rows = [IssuedRow {
+            let row = [IssuedRow {
                 number: issued.number,
                 class: issued.token.class().get(),
                 subclass: issued.token.subclass().get(),
@@ -267,37 +302,52 @@ impl AppState {
                     issued.token.tid().map(|t| t.to_time(description.base_date)),
                 ),
             }];
-            let body = record(
-                &mut tx,
-                &Record {
-                    key_id: &job.key_id,
-                    request_id: &job.request_id,
-                    pan: &job.pan,
-                    spec: Spec::Token(VendKind::Credit, job.request),
-                    canonical: &job.canonical,
-                    rows: &rows,
-                    tid: tid_issued,
-                    sm_id: &sm_id,
-                    check_value: issued.check_value,
-                    key_change: Value::Null,
-                    amount: credit_amount(&issued.token),
-                    tid_base: meter.current.base_date.to_string(),
-                    with_key_change: false,
-                    now,
-                },
-            )
-            .await?;
             if !stored_meters.contains(&key) {
                 stored_meters.push(key);
             }
-            logged.push((*i, tid_issued));
+            done.push((
+                *i,
+                *request,
+                row,
+                tid_issued,
+                issued.check_value,
+                credit_amount(&issued.token),
+                meter.current.base_date.to_string(),
+            ));
+        }
+        let records: Vec<Record<'_>> = done
+            .iter()
+            .map(|(i, request, rows, tid, check_value, amount, tid_base)| {
+                let job = &jobs[*i];
+                Record {
+                    key_id: &job.key_id,
+                    request_id: &job.request_id,
+                    pan: &job.pan,
+                    spec: Spec::Token(VendKind::Credit, *request),
+                    canonical: canonical[*i].as_deref().unwrap_or_default(),
+                    rows,
+                    tid: *tid,
+                    sm_id: &sm_id,
+                    check_value: *check_value,
+                    key_change: Value::Null,
+                    amount: amount.clone(),
+                    tid_base: tid_base.clone(),
+                    with_key_change: false,
+                    now,
+                }
+            })
+            .collect();
+        let bodies = record_many(&mut tx, &records).await?;
+        let mut logged = Vec::with_capacity(done.len());
+        for ((i, _, _, tid, ..), body) in done.iter().zip(bodies) {
+            logged.push((*i, *tid));
             slots[*i] = Slot::Done(Ok(VendOutcome {
                 body,
                 reprint: false,
             }));
         }
         for key in stored_meters {
-            if let Some(Some(meter)) = meters.get_mut(key) {
+            if let Some(meter) = meters.get_mut(key) {
                 meter.updated = now;
                 meters::store(&mut tx, meter).await?;
             }
@@ -317,6 +367,6 @@ impl AppState {
                 "vend issued"
             );
         }
-        Ok(slots)
+        Ok((slots, canonical))
     }
 }
