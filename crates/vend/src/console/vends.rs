@@ -198,7 +198,7 @@ fn token_list(vend: &Value) -> Markup {
         @if n > 1 {
             p { "Enter the " (n) " tokens in this order:" }
         }
-        ol.tokens {
+        ol.tokens.single[n == 1] {
             @for t in tokens {
                 @let number = t["number"].as_str().unwrap_or("");
                 li {
