@@ -122,7 +122,7 @@ fn random_hex<const N: usize>() -> Result<String, VendError> {
 
 impl Database {
     /// Creates an API key with `role`, recorded in the audit table as made by `by` (an API key
-    /// ID, or `None` when the operator makes it at the console).
+    /// ID, or `None` when the operator makes it at the command line).
     ///
     /// # Errors
     /// Database failures.
