@@ -70,6 +70,17 @@ fn an_operator_signs_in_vends_reprints_decodes_and_signs_out_in_chromium() {
     browser.wait_for_heading(&format!("Meter {PAN}"));
     assert_eq!(browser.url(), format!("{base}/console/meters/{PAN}"));
 
+    // Every field has a label, and Tab first reaches the skip link.
+    let unlabelled = browser.script(
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
+         .filter(e => e.labels.length === 0).map(e => e.name)",
+    );
+    assert_eq!(unlabelled, json!([]), "fields without a label");
+    let body = browser.find("body");
+    browser.type_text(&body, "\u{E004}");
+    let focused = browser.script("return document.activeElement.textContent");
+    assert_eq!(focused, json!("Skip to content"));
+
     // Vend 25 kWh: the token in five groups of four, large and monospaced.
     browser.type_text(&browser.find("#amount"), &format!("25{ENTER}"));
     browser.wait_for_heading("Token issued");

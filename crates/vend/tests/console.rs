@@ -336,6 +336,15 @@ async fn a_vendor_signs_in_vends_reprints_decodes_and_signs_out(engine: Engine) 
     }
     assert!(!receipt.has("Tariff"), "no tariff until vends carry one");
 
+    // Signing in again replaces the session: the old cookie no longer works.
+    let first = c.cookies["sts_session"].clone();
+    c.sign_in(&w.vendor).await;
+    assert_ne!(c.cookies["sts_session"], first);
+    let mut stale = Client::new(&w);
+    stale.cookies.insert("sts_session".into(), first);
+    assert_eq!(stale.get("/console/").await.location(), "/console/sign-in");
+    let meter = c.get(&format!("/console/meters/{PAN}")).await;
+
     // Sign out: the session is gone, even for a copy of its cookie.
     let cookie = c.cookies["sts_session"].clone();
     let out = c

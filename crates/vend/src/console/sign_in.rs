@@ -86,6 +86,10 @@ pub(super) async fn sign_in(
         }
         Err(e) => return Err(e.into()),
     };
+    // A sign-in over a live session replaces it (no session outlives its replacement).
+    if let Some(old) = session::cookie(&headers, COOKIE) {
+        console.sessions.end(old);
+    }
     let id = console.sessions.start(&caller.key_id)?;
     tracing::info!(key = caller.key_id, role = %caller.role, "console sign-in");
     // Two cookies: `AppendHeaders`, as an array of pairs would keep only the last.
