@@ -14,12 +14,15 @@ use axum::{
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use crate::{AppState, Caller, Role, VendError, VendRequest, meters::parse_pan, openapi::document};
+use crate::{
+    AppState, Caller, Role, VendError, VendRequest,
+    auth::{AUDIT_READERS, READERS},
+    console,
+    meters::parse_pan,
+    openapi::document,
+};
 
-/// Every role may read.
-const READERS: &[Role] = &[Role::Admin, Role::Vendor, Role::Engineer, Role::Auditor];
-
-/// The router of the whole API over `state`.
+/// The router of the whole API over `state`, with the operator console under `/console/`.
 pub fn router(state: AppState) -> Router {
     let limit = state.body_limit();
     Router::new()
@@ -34,10 +37,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/api-keys", post(create_api_key))
         .route("/v1/api-keys/{id}", delete(revoke_api_key))
         .route("/v1/audit", get(audit))
+        .with_state(state.clone())
+        .merge(console::router(state.clone()))
         .fallback(|| async { VendError::NotFound("route".into()) })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(state.clone(), count))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, count))
 }
 
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -275,7 +279,7 @@ async fn audit(
     caller: Caller,
     Params(page): Params<Page>,
 ) -> Result<Json<Value>, VendError> {
-    caller.require(&[Role::Admin, Role::Auditor], "read the audit table")?;
+    caller.require(AUDIT_READERS, "read the audit table")?;
     let after = page
         .after
         .as_deref()

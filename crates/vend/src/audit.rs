@@ -62,7 +62,8 @@ pub struct AuditRecord {
     pub seq: i64,
     /// Unix seconds.
     pub time: i64,
-    /// The API key that made the change (none for console actions).
+    /// The API key that made the change (none for changes made at the command line, such as
+    /// `sts api-key create`; the web console acts with the signed-in API key).
     pub key_id: Option<String>,
     /// The client request ID.
     pub request_id: Option<String>,

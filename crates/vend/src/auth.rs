@@ -63,6 +63,12 @@ impl FromStr for Role {
     }
 }
 
+/// Every role may read meters and vends (the JSON API and the console).
+pub(crate) const READERS: &[Role] = &[Role::Admin, Role::Vendor, Role::Engineer, Role::Auditor];
+
+/// The roles that may read the audit table.
+pub(crate) const AUDIT_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
 /// The caller, once its API key is verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -133,7 +139,7 @@ fn random_hex<const N: usize>() -> Result<String, VendError> {
 
 impl Database {
     /// Creates an API key with `role`, recorded in the audit table as made by `by` (an API key
-    /// ID, or `None` when the operator makes it at the console).
+    /// ID, or `None` when the operator makes it at the command line).
     ///
     /// # Errors
     /// Database failures.
@@ -203,6 +209,25 @@ impl Database {
             cache.0.retain(|_, (caller, _)| caller.key_id != id);
         }
         Ok(())
+    }
+
+    /// The role of the API key with public ID `id`, or `None` when it is unknown or revoked
+    /// (the console checks its sessions' keys with this on every request).
+    ///
+    /// # Errors
+    /// Database failures; a stored role that does not parse ([`VendError::Internal`]).
+    pub async fn api_key_role(&self, id: &str) -> Result<Option<Role>, VendError> {
+        let row = sqlx::query("SELECT role FROM api_keys WHERE id = $1 AND revoked IS NULL")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let role: String = row.try_get(0)?;
+        role.parse()
+            .map(Some)
+            .map_err(|_| VendError::Internal(format!("API key {id} has role {role:?}")))
     }
 
     /// The caller of a whole API key, if it is known and not revoked. The digest is compared

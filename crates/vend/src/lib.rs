@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod auth;
+mod console;
 mod db;
 mod error;
 mod meters;
