@@ -346,12 +346,18 @@ impl AppState {
                 reprint: false,
             }));
         }
-        for key in stored_meters {
-            if let Some(meter) = meters.get_mut(key) {
+        let mut changed = Vec::with_capacity(stored_meters.len());
+        for key in &stored_meters {
+            if let Some(meter) = meters.get_mut(*key) {
                 meter.updated = now;
-                meters::store(&mut tx, meter).await?;
             }
         }
+        for key in stored_meters {
+            if let Some(meter) = meters.get(key) {
+                changed.push(meter);
+            }
+        }
+        meters::store_last_tids(&mut tx, &changed).await?;
         tx.commit().await?;
         self.metrics().batch(logged.len());
         for (i, tid) in logged {
