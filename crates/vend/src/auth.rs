@@ -69,6 +69,9 @@ pub(crate) const READERS: &[Role] = &[Role::Admin, Role::Vendor, Role::Engineer,
 /// The roles that may read the audit table.
 pub(crate) const AUDIT_READERS: &[Role] = &[Role::Admin, Role::Auditor];
 
+/// The roles that may read the sales reports.
+pub(crate) const REPORT_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
 /// The caller, once its API key is verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
