@@ -354,15 +354,18 @@ async fn list_tariffs(
     if !problems.is_empty() {
         return Err(VendError::fields(problems));
     }
-    let db = state.db();
-    let set = TariffSet::new(db.tariffs().await?);
-    let now = db.now();
-    let tariffs: Vec<Value> = set
-        .versions()
+    let tariffs: Vec<Value> = state
+        .db()
+        .tariffs_in_force()
+        .await?
         .iter()
-        .filter(|t| utility.is_none_or(|u| t.utility() == u))
-        .filter(|t| ti.is_none_or(|i| t.tariff_index() == i))
-        .map(|t| tariff_json(t, &set, now))
+        .filter(|(t, _)| utility.is_none_or(|u| t.utility() == u))
+        .filter(|(t, _)| ti.is_none_or(|i| t.tariff_index() == i))
+        .map(|(t, in_force)| {
+            let mut v = t.to_json();
+            v["in_force"] = Value::Bool(*in_force);
+            v
+        })
         .collect();
     Ok(Json(json!({"tariffs": tariffs})))
 }

@@ -269,6 +269,33 @@ impl Tariff {
     }
 }
 
+impl fmt::Display for Tariff {
+    /// `tariff 3: electricity TI 01 version 2, 2.4536 ZAR/kWh from 2026-07-01T00:00:00Z,
+    /// free allowance 50.0 kWh a month`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = self.utility.unit();
+        write!(
+            f,
+            "tariff {}: {} TI {} version {}, {} {}/{unit} from {}",
+            self.id,
+            service_name(self.utility),
+            self.tariff_index,
+            self.version,
+            self.price,
+            self.currency,
+            rfc3339(self.effective_from)
+        )?;
+        if let Some(a) = self.allowance {
+            write!(
+                f,
+                ", free allowance {} {unit} a month",
+                units_text(a.value())
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Money sold for units under a tariff version.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sale {
@@ -674,6 +701,21 @@ impl Database {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(Tariff::from_row).collect()
+    }
+
+    /// Every tariff version (as [`Database::tariffs`]), each with whether it is the version
+    /// of its utility and TI in force now.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn tariffs_in_force(&self) -> Result<Vec<(Tariff, bool)>, VendError> {
+        let set = TariffSet::new(self.tariffs().await?);
+        let now = self.now();
+        Ok(set
+            .versions()
+            .iter()
+            .map(|t| (t.clone(), set.is_in_force(t, now)))
+            .collect())
     }
 
     /// A tariff version by ID.
