@@ -234,7 +234,8 @@ impl Database {
     }
 
     /// The caller of a whole API key, if it is known and not revoked. The digest is compared
-    /// in constant time. A key verified in the last [`CALLER_TTL`] is answered from memory.
+    /// in constant time. A key verified in the last 2 seconds (`CALLER_TTL`) is answered from
+    /// memory.
     ///
     /// # Errors
     /// [`VendError::Unauthorized`]; database failures.
