@@ -30,6 +30,7 @@ mod decode;
 mod form;
 mod meters;
 mod page;
+mod report;
 mod session;
 mod sign_in;
 mod vends;
@@ -78,6 +79,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/console/vends/{request_id}/receipt", get(vends::receipt))
         .route("/console/decode", get(decode::form).post(decode::decode))
         .route("/console/audit", get(audit::trail))
+        .route("/console/reports/daily", get(report::daily))
+        .route("/console/reports/daily.csv", get(report::daily_csv))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
         .layer(middleware::map_response(security_headers))
