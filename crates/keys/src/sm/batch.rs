@@ -118,98 +118,121 @@ impl Credits {
 }
 
 /// A meter's TIDs in a batch: the last one issued (by the store before, or in the batch).
-#[derive(Clone, Copy)]
-pub(super) struct MeterTid {
-    pub(super) last: Option<TokenIdentifier>,
+struct MeterTid {
+    pan: MeterPan,
+    base_date: BaseDate,
+    last: Option<TokenIdentifier>,
     issued: bool,
 }
 
-/// The last TIDs of a batch's meters, per PAN and base date.
+/// The last TIDs of a batch's meters (per PAN and base date), found by request position.
 pub(super) struct Tids {
-    meters: HashMap<(MeterPan, BaseDate), MeterTid>,
+    meters: Vec<MeterTid>,
+    of_request: Vec<usize>,
 }
 
 impl Tids {
-    /// Reads the last TIDs of `meters` (duplicates allowed): one statement per base date.
+    /// Reads the last TIDs of the requests' meters (`None` for a request without a TID):
+    /// one statement per base date, which returns one row.
     pub(super) async fn load(
         conn: &mut SqliteConnection,
-        meters: impl Iterator<Item = (MeterPan, BaseDate)>,
+        requests: impl ExactSizeIterator<Item = Option<(MeterPan, BaseDate)>>,
     ) -> Result<Self, SmError> {
-        let mut map = HashMap::new();
-        for key in meters {
-            map.entry(key).or_insert(MeterTid {
-                last: None,
-                issued: false,
+        let mut meters: Vec<MeterTid> = Vec::new();
+        let mut of_request = Vec::with_capacity(requests.len());
+        let mut index: HashMap<(MeterPan, BaseDate), usize> = HashMap::new();
+        for request in requests {
+            of_request.push(match request {
+                None => usize::MAX,
+                Some((pan, base_date)) => *index.entry((pan, base_date)).or_insert_with(|| {
+                    meters.push(MeterTid {
+                        pan,
+                        base_date,
+                        last: None,
+                        issued: false,
+                    });
+                    meters.len() - 1
+                }),
             });
         }
-        let mut by_base: Vec<(BaseDate, String)> = Vec::new();
-        for (pan, base) in map.keys() {
-            let at = match by_base.iter().position(|(b, _)| b == base) {
-                Some(at) => at,
-                None => {
-                    by_base.push((*base, String::with_capacity(map.len() * 21 + 2)));
-                    by_base.len() - 1
-                }
-            };
-            let list = &mut by_base[at].1;
-            list.push(if list.is_empty() { '[' } else { ',' });
-            list.push('"');
-            list.push_str(pan.as_str());
-            list.push('"');
-        }
-        for (base, mut list) in by_base {
-            list.push(']');
-            let rows = sqlx::query(
-                "SELECT pan, last_tid FROM meter_tids \
-                 WHERE base_date = ? AND pan IN (SELECT value FROM json_each(?))",
-            )
-            .bind(base.to_string())
-            .bind(list)
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
-                let pan: MeterPan = row
-                    .get::<&str, _>(0)
-                    .parse()
-                    .map_err(|_| crate::StoreError::Corrupt("meter_tids pan".into()))?;
-                let tid = u32::try_from(row.get::<i64, _>(1))
-                    .ok()
-                    .and_then(|v| TokenIdentifier::from_raw(v).ok())
-                    .ok_or_else(|| crate::StoreError::Corrupt("meter_tids last_tid".into()))?;
-                if let Some(m) = map.get_mut(&(pan, base)) {
-                    m.last = Some(tid);
-                }
+        drop(index);
+        let mut bases: Vec<BaseDate> = Vec::new();
+        for m in &meters {
+            if !bases.contains(&m.base_date) {
+                bases.push(m.base_date);
             }
         }
-        Ok(Self { meters: map })
+        for base in bases {
+            let at: Vec<usize> = (0..meters.len())
+                .filter(|&i| meters[i].base_date == base)
+                .collect();
+            let mut pans = String::with_capacity(at.len() * 21 + 2);
+            for &i in &at {
+                pans.push(if pans.is_empty() { '[' } else { ',' });
+                // PANs are digits: nothing to escape.
+                pans.push('"');
+                pans.push_str(meters[i].pan.as_str());
+                pans.push('"');
+            }
+            pans.push(']');
+            // One row, the last TIDs in the order of the PANs (-1: none): rows would each
+            // cross from the driver's worker thread on their own.
+            let found: String = sqlx::query_scalar(
+                "SELECT json_group_array(coalesce(m.last_tid, -1) ORDER BY j.key) \
+                 FROM json_each(?) AS j LEFT JOIN meter_tids AS m \
+                 ON m.pan = j.value AND m.base_date = ?",
+            )
+            .bind(pans)
+            .bind(base.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+            let corrupt = || crate::StoreError::Corrupt("meter_tids last_tid".into());
+            let found: Vec<i64> = serde_json::from_str(&found).map_err(|_| corrupt())?;
+            if found.len() != at.len() {
+                return Err(corrupt().into());
+            }
+            for (&i, tid) in at.iter().zip(found) {
+                meters[i].last = match tid {
+                    -1 => None,
+                    tid => Some(
+                        u32::try_from(tid)
+                            .ok()
+                            .and_then(|v| TokenIdentifier::from_raw(v).ok())
+                            .ok_or_else(corrupt)?,
+                    ),
+                };
+            }
+        }
+        Ok(Self { meters, of_request })
     }
 
-    /// The meter's last TID (`None` when it has none, or was not loaded).
-    pub(super) fn last(&self, meter: &MeterDescription) -> Option<TokenIdentifier> {
+    /// The last TID of the meter of request `i` (`None` when it has none).
+    pub(super) fn last(&self, i: usize) -> Option<TokenIdentifier> {
         self.meters
-            .get(&(meter.pan, meter.base_date))
+            .get(*self.of_request.get(i)?)
             .and_then(|m| m.last)
     }
 
-    /// Records `tid` as the meter's last.
-    pub(super) fn set(&mut self, meter: &MeterDescription, tid: TokenIdentifier) {
-        self.meters.insert(
-            (meter.pan, meter.base_date),
-            MeterTid {
-                last: Some(tid),
-                issued: true,
-            },
-        );
+    /// Records `tid` as the last of the meter of request `i`.
+    pub(super) fn set(&mut self, i: usize, tid: TokenIdentifier) {
+        if let Some(m) = self
+            .of_request
+            .get(i)
+            .and_then(|&at| self.meters.get_mut(at))
+        {
+            m.last = Some(tid);
+            m.issued = true;
+        }
     }
 
     /// Writes the TIDs the batch issued: one multi-row upsert.
     async fn flush(&self, conn: &mut SqliteConnection) -> Result<(), SmError> {
         let mut rows = String::new();
-        for ((pan, base), m) in &self.meters {
+        for m in &self.meters {
             if let (true, Some(tid)) = (m.issued, m.last) {
                 rows.push(if rows.is_empty() { '[' } else { ',' });
                 // PANs are digits, base dates are years: nothing to escape.
-                let _ = write!(rows, "[\"{pan}\",\"{base}\",{}]", tid.get());
+                let _ = write!(rows, "[\"{}\",\"{}\",{}]", m.pan, m.base_date, tid.get());
             }
         }
         if rows.is_empty() {

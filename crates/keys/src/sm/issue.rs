@@ -272,7 +272,7 @@ impl SecurityModule {
         let mut audit = BatchAudit::tokens(self, &mut tx, now_seconds, requests.len()).await?;
         let mut tids = Tids::load(
             &mut tx,
-            requests.iter().filter_map(|r| {
+            requests.iter().map(|r| {
                 let (meter, request, _) = r.parts();
                 request.uses_key().then_some((meter.pan, meter.base_date))
             }),
@@ -281,14 +281,14 @@ impl SecurityModule {
         let mut keys = BatchKeys::default();
         let mut credits = Credits::default();
         let mut issued = Vec::with_capacity(requests.len());
-        for (r, nibble) in requests.iter().zip(nibbles) {
+        for (i, (r, nibble)) in requests.iter().zip(nibbles).enumerate() {
             let (meter, request, floor) = r.parts();
             let (token, number, check_value, credit_units) = if request.uses_key() {
                 let key = keys.get(self, &mut tx, meter).await?;
                 let (token, credit_units) = self
                     .checked_token(
                         &mut tx,
-                        &mut tids,
+                        (&mut tids, i),
                         &mut credits,
                         &key,
                         now,
@@ -332,7 +332,7 @@ impl SecurityModule {
     async fn checked_token(
         &self,
         tx: &mut sqlx::SqliteConnection,
-        tids: &mut Tids,
+        (tids, i): (&mut Tids, usize),
         credits: &mut Credits,
         key: &CachedKey,
         now: UtcMinute,
@@ -365,14 +365,14 @@ impl SecurityModule {
                 }
             }
         }
-        let last = tids.last(meter).max(floor);
+        let last = tids.last(i).max(floor);
         let tid = TokenIdentifier::next_after(now, meter.base_date, last)?;
         if tid.is_expired_under(a.key_expiry) {
             return Err(SmError::KeyExpiryNumberPassed {
                 key_expiry: a.key_expiry,
             });
         }
-        tids.set(meter, tid);
+        tids.set(i, tid);
         Ok((
             request.token(RandomNumber::from_low_bits(nibble), tid),
             credit,
