@@ -423,6 +423,11 @@ impl Appender {
         })
     }
 
+    /// The head: the store's, then that of the last entry pushed.
+    pub(crate) fn head(&self) -> AuditHead {
+        self.head
+    }
+
     /// The sequence number the next entry will get.
     pub(crate) fn next_sequence(&self) -> u64 {
         self.head.count + 1

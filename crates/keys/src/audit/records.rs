@@ -350,7 +350,7 @@ fn read_tariff_index(r: &mut Reader<'_>) -> Result<TariffIndex, RecordsError> {
 }
 
 /// The PAN's 18 digits as a number (below 10^18 < 2^60).
-fn pan_number(pan: &MeterPan) -> u64 {
+pub(crate) fn pan_number(pan: &MeterPan) -> u64 {
     pan.as_bytes()
         .iter()
         .fold(0u64, |n, d| n * 10 + u64::from(d.wrapping_sub(b'0')))

@@ -2,23 +2,24 @@
 //! batch allows: the sqlx SQLite driver runs each statement on its worker thread, so a
 //! statement per token would cost more than the token.
 //!
-//! A batch reads the last TIDs of all its meters with one statement per base date and writes
-//! them back with one multi-row upsert (the PANs travel as one JSON array: one bound
-//! parameter, whatever the batch size); it reads each vending key's credit total once and
-//! writes it once; and it records its tokens as one audit entry per
-//! [`MAX_RECORDS_PER_ENTRY`](crate::audit::records) records.
+//! A batch reads each vending key's credit total once and writes it once, and records its
+//! tokens as one audit entry per 65,536 records; the meters' last TIDs come from memory (see
+//! [`super::tids`]).
 
-use std::{collections::HashMap, fmt::Write as _, sync::Arc};
+use std::sync::Arc;
 
 use serde_json::json;
 use sqlx::{Row, SqliteConnection};
-use sts_core::{BaseDate, MeterDescription, MeterPan, TokenIdentifier};
+use sts_core::MeterDescription;
 
-use super::{CachedKey, SecurityModule, Slot, SmError};
+use super::{
+    CachedKey, SecurityModule, Slot, SmError,
+    tids::{PerBaseDate, TID_MAX, TOKEN_BATCH},
+};
 use crate::{
     KeyAttributes, KeyCheckValue, VendingKeyType,
     audit::{
-        Appender,
+        Appender, AuditHead,
         records::{KeyChangeRecord, RecordsWriter, TokenRecord},
     },
 };
@@ -117,140 +118,6 @@ impl Credits {
     }
 }
 
-/// A meter's TIDs in a batch: the last one issued (by the store before, or in the batch).
-struct MeterTid {
-    pan: MeterPan,
-    base_date: BaseDate,
-    last: Option<TokenIdentifier>,
-    issued: bool,
-}
-
-/// The last TIDs of a batch's meters (per PAN and base date), found by request position.
-pub(super) struct Tids {
-    meters: Vec<MeterTid>,
-    of_request: Vec<usize>,
-}
-
-impl Tids {
-    /// Reads the last TIDs of the requests' meters (`None` for a request without a TID):
-    /// one statement per base date, which returns one row.
-    pub(super) async fn load(
-        conn: &mut SqliteConnection,
-        requests: impl ExactSizeIterator<Item = Option<(MeterPan, BaseDate)>>,
-    ) -> Result<Self, SmError> {
-        let mut meters: Vec<MeterTid> = Vec::new();
-        let mut of_request = Vec::with_capacity(requests.len());
-        let mut index: HashMap<(MeterPan, BaseDate), usize> = HashMap::new();
-        for request in requests {
-            of_request.push(match request {
-                None => usize::MAX,
-                Some((pan, base_date)) => *index.entry((pan, base_date)).or_insert_with(|| {
-                    meters.push(MeterTid {
-                        pan,
-                        base_date,
-                        last: None,
-                        issued: false,
-                    });
-                    meters.len() - 1
-                }),
-            });
-        }
-        drop(index);
-        let mut bases: Vec<BaseDate> = Vec::new();
-        for m in &meters {
-            if !bases.contains(&m.base_date) {
-                bases.push(m.base_date);
-            }
-        }
-        for base in bases {
-            let at: Vec<usize> = (0..meters.len())
-                .filter(|&i| meters[i].base_date == base)
-                .collect();
-            let mut pans = String::with_capacity(at.len() * 21 + 2);
-            for &i in &at {
-                pans.push(if pans.is_empty() { '[' } else { ',' });
-                // PANs are digits: nothing to escape.
-                pans.push('"');
-                pans.push_str(meters[i].pan.as_str());
-                pans.push('"');
-            }
-            pans.push(']');
-            // One row, the last TIDs in the order of the PANs (-1: none): rows would each
-            // cross from the driver's worker thread on their own.
-            let found: String = sqlx::query_scalar(
-                "SELECT json_group_array(coalesce(m.last_tid, -1) ORDER BY j.key) \
-                 FROM json_each(?) AS j LEFT JOIN meter_tids AS m \
-                 ON m.pan = j.value AND m.base_date = ?",
-            )
-            .bind(pans)
-            .bind(base.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
-            let corrupt = || crate::StoreError::Corrupt("meter_tids last_tid".into());
-            let found: Vec<i64> = serde_json::from_str(&found).map_err(|_| corrupt())?;
-            if found.len() != at.len() {
-                return Err(corrupt().into());
-            }
-            for (&i, tid) in at.iter().zip(found) {
-                meters[i].last = match tid {
-                    -1 => None,
-                    tid => Some(
-                        u32::try_from(tid)
-                            .ok()
-                            .and_then(|v| TokenIdentifier::from_raw(v).ok())
-                            .ok_or_else(corrupt)?,
-                    ),
-                };
-            }
-        }
-        Ok(Self { meters, of_request })
-    }
-
-    /// The last TID of the meter of request `i` (`None` when it has none).
-    pub(super) fn last(&self, i: usize) -> Option<TokenIdentifier> {
-        self.meters
-            .get(*self.of_request.get(i)?)
-            .and_then(|m| m.last)
-    }
-
-    /// Records `tid` as the last of the meter of request `i`.
-    pub(super) fn set(&mut self, i: usize, tid: TokenIdentifier) {
-        if let Some(m) = self
-            .of_request
-            .get(i)
-            .and_then(|&at| self.meters.get_mut(at))
-        {
-            m.last = Some(tid);
-            m.issued = true;
-        }
-    }
-
-    /// Writes the TIDs the batch issued: one multi-row upsert.
-    async fn flush(&self, conn: &mut SqliteConnection) -> Result<(), SmError> {
-        let mut rows = String::new();
-        for m in &self.meters {
-            if let (true, Some(tid)) = (m.issued, m.last) {
-                rows.push(if rows.is_empty() { '[' } else { ',' });
-                // PANs are digits, base dates are years: nothing to escape.
-                let _ = write!(rows, "[\"{}\",\"{}\",{}]", m.pan, m.base_date, tid.get());
-            }
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        rows.push(']');
-        sqlx::query(
-            "INSERT INTO meter_tids (pan, base_date, last_tid) \
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true \
-             ON CONFLICT (pan, base_date) DO UPDATE SET last_tid = excluded.last_tid",
-        )
-        .bind(rows)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-}
-
 /// What a batch records in the audit log: one entry per [`RecordsWriter`] full of records.
 pub(super) struct BatchAudit {
     appender: Appender,
@@ -261,6 +128,7 @@ pub(super) struct BatchAudit {
     writer: RecordsWriter,
     tokens: bool,
     credit_units: u64,
+    tid_max: PerBaseDate,
 }
 
 impl BatchAudit {
@@ -275,7 +143,7 @@ impl BatchAudit {
             sm,
             conn,
             time,
-            "token.issue-batch",
+            TOKEN_BATCH,
             RecordsWriter::tokens(capacity),
             true,
         )
@@ -317,7 +185,23 @@ impl BatchAudit {
             writer,
             tokens,
             credit_units: 0,
+            tid_max: PerBaseDate::default(),
         })
+    }
+
+    /// The audit head: before the first record, the store's at the start of the batch.
+    pub(super) fn head(&self) -> AuditHead {
+        self.appender.head()
+    }
+
+    /// Continues the running maximum TID from the store's (see [`super::tids`]).
+    pub(super) fn continue_tid_max(&mut self, max: PerBaseDate) {
+        self.tid_max = max;
+    }
+
+    /// The running maximum TID, with the batch's.
+    pub(super) fn tid_max(&self) -> PerBaseDate {
+        self.tid_max
     }
 
     /// Where the next record goes: its entry's sequence number and its index there.
@@ -331,6 +215,9 @@ impl BatchAudit {
     /// Records a token; returns its entry and index there.
     pub(super) fn token(&mut self, record: &TokenRecord) -> (u64, u32) {
         let at = self.next();
+        if let Some(tid) = record.tid {
+            self.tid_max.raise(record.meter.base_date, tid);
+        }
         self.credit_units = self
             .credit_units
             .saturating_add(record.credit_units.unwrap_or(0));
@@ -363,6 +250,7 @@ impl BatchAudit {
         let mut details = json!({"sm": self.sm, "records": writer.len(), "kcv": kcv});
         if self.tokens {
             details["credit_units"] = json!(self.credit_units);
+            details[TID_MAX] = self.tid_max.to_json();
         }
         self.credit_units = 0;
         self.appender.push_with_records(
@@ -374,21 +262,18 @@ impl BatchAudit {
         );
     }
 
-    /// Writes the batch: credit totals, last TIDs, audit entries and head.
+    /// Writes the batch: credit totals, audit entries and head; returns the new head.
     pub(super) async fn flush(
         mut self,
         conn: &mut SqliteConnection,
         credits: Option<&Credits>,
-        tids: Option<&Tids>,
-    ) -> Result<(), SmError> {
+    ) -> Result<AuditHead, SmError> {
         if let Some(credits) = credits {
             credits.flush(conn).await?;
         }
-        if let Some(tids) = tids {
-            tids.flush(conn).await?;
-        }
         self.close_entry();
+        let head = self.appender.head();
         self.appender.flush(conn).await?;
-        Ok(())
+        Ok(head)
     }
 }
