@@ -22,6 +22,7 @@ use crate::{
         Appender, AuditHead,
         records::{KeyChangeRecord, RecordsWriter, TokenRecord},
     },
+    store::Script,
 };
 
 /// The vending keys a batch uses, looked up once each.
@@ -99,22 +100,20 @@ impl Credits {
         Ok(&mut self.slots[at].1)
     }
 
-    async fn flush(&self, conn: &mut SqliteConnection) -> Result<(), SmError> {
+    fn write_into(&self, script: &mut Script) {
         for ((sgc, key_type, krn), c) in &self.slots {
             if c.added == 0 {
                 continue;
             }
-            sqlx::query(
-                "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
-            )
-            .bind(i64::try_from(c.added).unwrap_or(i64::MAX))
-            .bind(i64::from(*sgc))
-            .bind(key_type.abbreviation())
-            .bind(krn.to_string())
-            .execute(&mut *conn)
-            .await?;
+            script
+                .statement(
+                    "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
+                )
+                .bind(i64::try_from(c.added).unwrap_or(i64::MAX))
+                .bind(i64::from(*sgc))
+                .bind(key_type.abbreviation())
+                .bind(krn.to_string());
         }
-        Ok(())
     }
 }
 
@@ -268,12 +267,15 @@ impl BatchAudit {
         conn: &mut SqliteConnection,
         credits: Option<&Credits>,
     ) -> Result<AuditHead, SmError> {
+        // One round trip: credit totals, audit entries, head.
+        let mut script = Script::default();
         if let Some(credits) = credits {
-            credits.flush(conn).await?;
+            credits.write_into(&mut script);
         }
         self.close_entry();
         let head = self.appender.head();
-        self.appender.flush(conn).await?;
+        self.appender.write_into(&mut script);
+        script.execute(conn).await?;
         Ok(head)
     }
 }
