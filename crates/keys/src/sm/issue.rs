@@ -278,6 +278,7 @@ impl SecurityModule {
         let mut audit = BatchAudit::tokens(self, &mut tx, now_seconds, requests.len()).await?;
         let ledger = TidLedger::ready(loan.ledger.take(), &mut tx, audit.head(), now).await?;
         let ledger = loan.ledger.insert(ledger);
+        ledger.reserve(requests.len());
         audit.continue_tid_max(ledger.max());
         let mut batch = TokenBatch {
             now,

@@ -32,19 +32,22 @@ use crate::{
     audit::{AuditHead, BatchRecords, records::pan_number},
 };
 
-/// A meter as TIDs count: its PAN (as a number) and base date.
+/// A meter as TIDs count: its PAN (as a number, below 2^60) and base date (in the top bits),
+/// one word to hash and compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct MeterKey {
-    pan: u64,
-    base_date: BaseDate,
-}
+pub(super) struct MeterKey(u64);
 
 impl MeterKey {
     pub(super) fn of(meter: &MeterDescription) -> Self {
-        Self {
-            pan: pan_number(&meter.pan),
-            base_date: meter.base_date,
-        }
+        Self::new(pan_number(&meter.pan), meter.base_date)
+    }
+
+    fn new(pan: u64, base_date: BaseDate) -> Self {
+        Self(pan | (base_index(base_date) as u64) << 60)
+    }
+
+    fn base_date(self) -> BaseDate {
+        BaseDate::ALL[(self.0 >> 60) as usize % 3]
     }
 }
 
@@ -149,6 +152,11 @@ impl TidLedger {
         Ok(tid)
     }
 
+    /// Makes room in the undo log for a batch of `tokens`.
+    pub(super) fn reserve(&mut self, tokens: usize) {
+        self.undo.reserve(tokens);
+    }
+
     /// Undoes the TIDs of a batch that did not commit.
     fn rollback(&mut self) {
         for (key, replaced) in self.undo.drain(..).rev() {
@@ -211,7 +219,7 @@ impl TidLedger {
         if moved {
             let from = self.complete_from;
             self.last
-                .retain(|k, tid| from.get(k.base_date).is_none_or(|f| *tid >= f));
+                .retain(|k, tid| from.get(k.base_date()).is_none_or(|f| *tid >= f));
         }
     }
 
@@ -298,7 +306,7 @@ impl TidLedger {
     fn remember(&mut self, key: MeterKey, tid: TokenIdentifier) {
         if self
             .complete_from
-            .get(key.base_date)
+            .get(key.base_date())
             .is_some_and(|from| tid >= from)
         {
             let last = self.last.entry(key).or_insert(tid);
@@ -336,13 +344,7 @@ impl TidLedger {
                 let (pan, last) = item.split_once(':').ok_or_else(corrupt)?;
                 let pan: sts_core::MeterPan = pan.parse().map_err(|_| corrupt())?;
                 let last: i64 = last.parse().map_err(|_| corrupt())?;
-                self.remember(
-                    MeterKey {
-                        pan: pan_number(&pan),
-                        base_date: b,
-                    },
-                    tid(last)?,
-                );
+                self.remember(MeterKey::new(pan_number(&pan), b), tid(last)?);
             }
         }
         Ok(())
