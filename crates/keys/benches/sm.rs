@@ -9,6 +9,8 @@
 //! tokens each) per batch.
 //!
 //! The summary at the end prints each case's rate next to the bare engine's and their ratio.
+//! The machine is shared: the cases take turns for five rounds and each keeps its best round,
+//! so that load from other processes weighs on them alike.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
