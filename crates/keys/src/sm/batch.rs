@@ -20,7 +20,7 @@ use crate::{
     KeyAttributes, KeyCheckValue, VendingKeyType,
     audit::{
         Appender, AuditHead,
-        records::{KeyChangeRecord, RecordsWriter, TokenRecord},
+        records::{KeyChangeRecord, MAX_RECORDS_PER_ENTRY, RecordsWriter, TokenRecord},
     },
     store::Script,
 };
@@ -206,7 +206,7 @@ impl BatchAudit {
     /// Where the next record goes: its entry's sequence number and its index there.
     fn next(&mut self) -> (u64, u32) {
         if self.writer.is_full() {
-            self.close_entry();
+            self.close_entry(MAX_RECORDS_PER_ENTRY);
         }
         (self.appender.next_sequence(), self.writer.len() as u32)
     }
@@ -231,11 +231,12 @@ impl BatchAudit {
         at
     }
 
-    fn close_entry(&mut self) {
+    /// Chains the records so far as an entry; the next entry has room for `capacity`.
+    fn close_entry(&mut self, capacity: usize) {
         let fresh = if self.tokens {
-            RecordsWriter::tokens(self.writer.len())
+            RecordsWriter::tokens(capacity)
         } else {
-            RecordsWriter::key_changes(self.writer.len())
+            RecordsWriter::key_changes(capacity)
         };
         let writer = std::mem::replace(&mut self.writer, fresh);
         if writer.is_empty() {
@@ -272,7 +273,7 @@ impl BatchAudit {
         if let Some(credits) = credits {
             credits.write_into(&mut script);
         }
-        self.close_entry();
+        self.close_entry(0);
         let head = self.appender.head();
         self.appender.write_into(&mut script);
         script.execute(conn).await?;
