@@ -2,10 +2,14 @@
 //! files addressed to it, issues tokens with its keys under their attributes, and verifies
 //! tokens.
 
+mod batch;
 mod issue;
+mod key_change;
+mod tids;
 mod verify;
 
-pub use issue::{IssuedKeyChange, IssuedToken, TokenRequest};
+pub use issue::{IssuedToken, TokenRequest};
+pub use key_change::{IssuedKeyChange, KeyChangeRequest};
 pub use verify::{Verified, describe};
 
 use std::{
@@ -212,6 +216,7 @@ pub struct SecurityModule {
     trusted_kmc: KmcPublicKey,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<Slot, Arc<CachedKey>>>,
+    tids: Mutex<Option<tids::TidLedger>>,
 }
 
 impl std::fmt::Debug for SecurityModule {
@@ -330,6 +335,7 @@ impl SecurityModule {
             trusted_kmc,
             clock,
             cache: Mutex::new(HashMap::new()),
+            tids: Mutex::new(None),
         })
     }
 
@@ -407,6 +413,7 @@ impl SecurityModule {
             trusted_kmc,
             clock: Arc::new(SystemClock),
             cache: Mutex::new(HashMap::new()),
+            tids: Mutex::new(None),
         })
     }
 

@@ -1,0 +1,282 @@
+//! What a batch of tokens or key change sets reads and writes, with as few statements as the
+//! batch allows: the sqlx SQLite driver runs each statement on its worker thread, so a
+//! statement per token would cost more than the token.
+//!
+//! A batch reads each vending key's credit total once and writes it once, and records its
+//! tokens as one audit entry per 65,536 records; the meters' last TIDs come from memory (see
+//! [`super::tids`]).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sqlx::{Row, SqliteConnection};
+use sts_core::MeterDescription;
+
+use super::{
+    CachedKey, SecurityModule, Slot, SmError,
+    tids::{PerBaseDate, TID_MAX, TOKEN_BATCH},
+};
+use crate::{
+    KeyAttributes, KeyCheckValue, VendingKeyType,
+    audit::{
+        Appender, AuditHead,
+        records::{KeyChangeRecord, MAX_RECORDS_PER_ENTRY, RecordsWriter, TokenRecord},
+    },
+    store::Script,
+};
+
+/// The vending keys a batch uses, looked up once each.
+#[derive(Default)]
+pub(super) struct BatchKeys {
+    held: Vec<(Slot, Arc<CachedKey>)>,
+}
+
+impl BatchKeys {
+    /// The key for the meter's SGC, key type and KRN.
+    pub(super) async fn get(
+        &mut self,
+        sm: &SecurityModule,
+        conn: &mut SqliteConnection,
+        meter: &MeterDescription,
+    ) -> Result<Arc<CachedKey>, SmError> {
+        if let Some(vkt) = VendingKeyType::for_decoder_key_type(meter.key_type) {
+            let slot = (meter.supply_group.get(), vkt, meter.key_revision.get());
+            if let Some((_, key)) = self.held.iter().find(|(s, _)| *s == slot) {
+                return Ok(Arc::clone(key));
+            }
+        }
+        let key = sm
+            .key_for(conn, meter.supply_group, meter.key_type, meter.key_revision)
+            .await?;
+        self.held
+            .push((super::slot(&key.attributes), Arc::clone(&key)));
+        Ok(key)
+    }
+}
+
+/// Credit under one key: the total issued so far (store and batch) and the batch's part.
+#[derive(Clone, Copy)]
+pub(super) struct Credit {
+    pub(super) total: u64,
+    pub(super) added: u64,
+}
+
+/// The credit totals of the keys a batch issues credit with, read once each.
+#[derive(Default)]
+pub(super) struct Credits {
+    slots: Vec<(Slot, Credit)>,
+}
+
+impl Credits {
+    /// The credit issued so far under the key.
+    pub(super) async fn get(
+        &mut self,
+        conn: &mut SqliteConnection,
+        a: &KeyAttributes,
+    ) -> Result<&mut Credit, SmError> {
+        let slot = super::slot(a);
+        let at = match self.slots.iter().position(|(s, _)| *s == slot) {
+            Some(at) => at,
+            None => {
+                let issued: i64 = sqlx::query(
+                    "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
+                )
+                .bind(i64::from(a.supply_group.get()))
+                .bind(a.key_type.abbreviation())
+                .bind(a.key_revision.to_string())
+                .fetch_one(&mut *conn)
+                .await?
+                .get(0);
+                self.slots.push((
+                    slot,
+                    Credit {
+                        total: u64::try_from(issued).unwrap_or(0),
+                        added: 0,
+                    },
+                ));
+                self.slots.len() - 1
+            }
+        };
+        Ok(&mut self.slots[at].1)
+    }
+
+    fn write_into(&self, script: &mut Script) {
+        for ((sgc, key_type, krn), c) in &self.slots {
+            if c.added == 0 {
+                continue;
+            }
+            script
+                .statement(
+                    "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
+                )
+                .bind(i64::try_from(c.added).unwrap_or(i64::MAX))
+                .bind(i64::from(*sgc))
+                .bind(key_type.abbreviation())
+                .bind(krn.to_string());
+        }
+    }
+}
+
+/// What a batch records in the audit log: one entry per [`RecordsWriter`] full of records.
+pub(super) struct BatchAudit {
+    appender: Appender,
+    time: i64,
+    actor: String,
+    sm: String,
+    action: &'static str,
+    writer: RecordsWriter,
+    tokens: bool,
+    credit_units: u64,
+    tid_max: PerBaseDate,
+}
+
+impl BatchAudit {
+    /// An audit for a batch of `capacity` tokens.
+    pub(super) async fn tokens(
+        sm: &SecurityModule,
+        conn: &mut SqliteConnection,
+        time: i64,
+        capacity: usize,
+    ) -> Result<Self, SmError> {
+        Self::new(
+            sm,
+            conn,
+            time,
+            TOKEN_BATCH,
+            RecordsWriter::tokens(capacity),
+            true,
+        )
+        .await
+    }
+
+    /// An audit for a batch of `capacity` key change sets.
+    pub(super) async fn key_changes(
+        sm: &SecurityModule,
+        conn: &mut SqliteConnection,
+        time: i64,
+        capacity: usize,
+    ) -> Result<Self, SmError> {
+        Self::new(
+            sm,
+            conn,
+            time,
+            "token.key-change-batch",
+            RecordsWriter::key_changes(capacity),
+            false,
+        )
+        .await
+    }
+
+    async fn new(
+        sm: &SecurityModule,
+        conn: &mut SqliteConnection,
+        time: i64,
+        action: &'static str,
+        writer: RecordsWriter,
+        tokens: bool,
+    ) -> Result<Self, SmError> {
+        Ok(Self {
+            appender: Appender::begin(conn).await?,
+            time,
+            actor: sm.actor(),
+            sm: sm.id.as_str().to_owned(),
+            action,
+            writer,
+            tokens,
+            credit_units: 0,
+            tid_max: PerBaseDate::default(),
+        })
+    }
+
+    /// The audit head: before the first record, the store's at the start of the batch.
+    pub(super) fn head(&self) -> AuditHead {
+        self.appender.head()
+    }
+
+    /// Continues the running maximum TID from the store's (see [`super::tids`]).
+    pub(super) fn continue_tid_max(&mut self, max: PerBaseDate) {
+        self.tid_max = max;
+    }
+
+    /// The running maximum TID, with the batch's.
+    pub(super) fn tid_max(&self) -> PerBaseDate {
+        self.tid_max
+    }
+
+    /// Where the next record goes: its entry's sequence number and its index there.
+    fn next(&mut self) -> (u64, u32) {
+        if self.writer.is_full() {
+            self.close_entry(MAX_RECORDS_PER_ENTRY);
+        }
+        (self.appender.next_sequence(), self.writer.len() as u32)
+    }
+
+    /// Records a token; returns its entry and index there.
+    pub(super) fn token(&mut self, record: &TokenRecord) -> (u64, u32) {
+        let at = self.next();
+        if let Some(tid) = record.tid {
+            self.tid_max.raise(record.meter.base_date, tid);
+        }
+        self.credit_units = self
+            .credit_units
+            .saturating_add(record.credit_units.unwrap_or(0));
+        self.writer.push_token(record);
+        at
+    }
+
+    /// Records a key change set; returns its entry and index there.
+    pub(super) fn key_change(&mut self, record: &KeyChangeRecord) -> (u64, u32) {
+        let at = self.next();
+        self.writer.push_key_change(record);
+        at
+    }
+
+    /// Chains the records so far as an entry; the next entry has room for `capacity`.
+    fn close_entry(&mut self, capacity: usize) {
+        let fresh = if self.tokens {
+            RecordsWriter::tokens(capacity)
+        } else {
+            RecordsWriter::key_changes(capacity)
+        };
+        let writer = std::mem::replace(&mut self.writer, fresh);
+        if writer.is_empty() {
+            return;
+        }
+        let kcv: Vec<String> = writer
+            .check_values()
+            .into_iter()
+            .map(KeyCheckValue::to_hex)
+            .collect();
+        let mut details = json!({"sm": self.sm, "records": writer.len(), "kcv": kcv});
+        if self.tokens {
+            details["credit_units"] = json!(self.credit_units);
+            details[TID_MAX] = self.tid_max.to_json();
+        }
+        self.credit_units = 0;
+        self.appender.push_with_records(
+            self.time,
+            &self.actor,
+            self.action,
+            details.to_string(),
+            writer.finish(),
+        );
+    }
+
+    /// Writes the batch: credit totals, audit entries and head; returns the new head.
+    pub(super) async fn flush(
+        mut self,
+        conn: &mut SqliteConnection,
+        credits: Option<&Credits>,
+    ) -> Result<AuditHead, SmError> {
+        // One round trip: credit totals, audit entries, head.
+        let mut script = Script::default();
+        if let Some(credits) = credits {
+            credits.write_into(&mut script);
+        }
+        self.close_entry(0);
+        let head = self.appender.head();
+        self.appender.write_into(&mut script);
+        script.execute(conn).await?;
+        Ok(head)
+    }
+}
