@@ -872,7 +872,7 @@ impl AppState {
         let mut grant = None;
         if let Some(priced) = &priced {
             let description = meter.description(&meter.current);
-            let issued = sm.issue(&description, priced.request).await?;
+            let issued = issue_after(sm, &meter, &description, priced.request).await?;
             let tid = check_tid(&mut meter, description.base_date, &issued.token)?;
             tid_issued = tid;
             check_value = issued.check_value.or(check_value);
@@ -881,7 +881,7 @@ impl AppState {
             if let (Some((request, allowance)), Some(tariff)) = (allowance_due, priced.tariff) {
                 // A refused allowance does not undo the sale: the meter's next purchase this
                 // month gets it.
-                match sm.issue(&description, request).await {
+                match issue_after(sm, &meter, &description, request).await {
                     Ok(issued) => {
                         let tid = check_tid(&mut meter, description.base_date, &issued.token)?;
                         rows.push(issued_row(&issued, description.base_date, Some(&month)));
@@ -1006,6 +1006,31 @@ fn meter_key_json(meter: &Meter, target: bool) -> Value {
 ///
 /// # Errors
 /// [`VendError::TidConflict`].
+/// The TID a new token for `meter` under `base` must come after: the last one this database
+/// recorded (another server's security module may have issued it, unknown to ours).
+fn tid_floor(meter: &Meter, base: sts_core::BaseDate) -> Option<sts_core::TokenIdentifier> {
+    meter
+        .last_tid
+        .filter(|(last_base, _)| *last_base == base)
+        .map(|(_, tid)| tid)
+}
+
+/// Issues one token for `meter` with a TID after its recorded last one (see [`tid_floor`]).
+async fn issue_after(
+    sm: &sts_keys::SecurityModule,
+    meter: &Meter,
+    description: &sts_core::MeterDescription,
+    request: TokenRequest,
+) -> Result<sts_keys::IssuedToken, sts_keys::SmError> {
+    let floor = tid_floor(meter, description.base_date);
+    sm.issue_many_after(&[(*description, request, floor)])
+        .await?
+        .pop()
+        .ok_or(sts_keys::SmError::Store(sts_keys::StoreError::Corrupt(
+            "a batch of one issued no token".into(),
+        )))
+}
+
 fn check_tid(
     meter: &mut Meter,
     base: sts_core::BaseDate,

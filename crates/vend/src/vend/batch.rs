@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Grant, IssuedRow, Priced, Record, Spec, VendKind, VendOutcome, allowances_issued, check_tid,
-    credit_amount, find_many, issued_row, parse_spec, price, record_many, reprint,
+    credit_amount, find_many, issued_row, parse_spec, price, record_many, reprint, tid_floor,
 };
 use crate::{
     AppState, KeyRecord, VendError, calendar,
@@ -298,24 +298,41 @@ impl AppState {
         let mut requests = Vec::with_capacity(pending.len());
         for (k, p) in pending.iter().enumerate() {
             to_issue.push((k, false));
-            requests.push((p.description, p.priced.request));
             let pan = jobs[p.i].pan.as_str();
+            // After the database's last TID for the meter: several servers (each with its
+            // own security module) may vend for one database.
+            let floor = meters
+                .get(pan)
+                .and_then(|m| tid_floor(m, p.description.base_date));
+            requests.push((p.description, p.priced.request, floor));
             if let Some((request, _)) = p.priced.allowance()
                 && !had.contains(pan)
                 && granted.insert(pan)
             {
                 to_issue.push((k, true));
-                requests.push((p.description, request));
+                let floor = meters
+                    .get(pan)
+                    .and_then(|m| tid_floor(m, p.description.base_date));
+                requests.push((p.description, request, floor));
             }
         }
-        let issued: Vec<Result<IssuedToken, SmError>> = match sm.issue_many(&requests).await {
+        let issued: Vec<Result<IssuedToken, SmError>> = match sm.issue_many_after(&requests).await {
             Ok(tokens) => tokens.into_iter().map(Ok).collect(),
             Err(e) => {
                 // All or nothing: find the refused ones by issuing one by one.
                 tracing::debug!(error = %e, vends = requests.len(), "batch refused: issuing one by one");
                 let mut each = Vec::with_capacity(requests.len());
-                for (description, request) in &requests {
-                    each.push(sm.issue(description, *request).await);
+                for request in &requests {
+                    each.push(
+                        sm.issue_many_after(std::slice::from_ref(request))
+                            .await
+                            .and_then(|mut one| {
+                                one.pop()
+                                    .ok_or(SmError::Store(sts_keys::StoreError::Corrupt(
+                                        "a batch of one issued no token".into(),
+                                    )))
+                            }),
+                    );
                 }
                 each
             }
