@@ -1,9 +1,14 @@
 //! Tokens per second through the security module API, against the bare engine doing the same
-//! work (derive the meter's key, make the cipher, encode a credit token).
+//! work per token (derive the meter's decoder key, make the cipher, encode the token).
 //!
-//! The SM adds, per token, the attribute checks, the TID and credit bookkeeping and an audit
-//! entry, all committed to SQLite; the vending key is unwrapped once and cached. `issue` commits
-//! each token (an fsync); `issue_many` commits a batch of 100.
+//! The SM adds the attribute checks, the TID and credit bookkeeping and the audit record, all
+//! committed to SQLite with `synchronous = FULL` (one fsync per commit); the vending keys are
+//! unwrapped once and cached. `issue` commits each token; `issue_many` commits a batch:
+//! 100 tokens for one meter, and 1,000 or 10,000 tokens for as many meters.
+//! `issue_key_change_many` commits 10,000 key change sets (DKGA02, default to unique key: two
+//! tokens each) per batch.
+//!
+//! The summary at the end prints each case's rate next to the bare engine's and their ratio.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -15,22 +20,22 @@ use std::{
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sts_core::{
-    BaseDate, EncryptionAlgorithm, KeyDerivationAlgorithm, KeyExpiryNumber, KeyType,
-    MeterDescription, RandomNumber, Service, Token, TokenCipher, TokenIdentifier, TransferAmount,
-    UtcMinute,
+    BaseDate, DecoderKeyGenerator, EncryptionAlgorithm, KeyChange, KeyDerivationAlgorithm,
+    KeyExpiryNumber, KeyType, MeterDescription, MeterPan, RandomNumber, Service, Token,
+    TokenCipher, TokenIdentifier, TransferAmount, UtcMinute,
 };
 use sts_keys::{
-    CreditLimit, KdfCost, KeyAttributes, Kmc, ManualClock, Passphrase, SecurityModule,
-    TokenRequest, VendingKeyType, generate_vending_key,
+    CreditLimit, KdfCost, KeyAttributes, KeyChangeRequest, Kmc, ManualClock, Passphrase,
+    SecurityModule, TokenRequest, VendingKeyType, generate_vending_key,
 };
 
-fn meter(sgc: sts_core::SupplyGroupCode) -> MeterDescription {
+fn meter(sgc: sts_core::SupplyGroupCode, key_type: KeyType, n: u64) -> MeterDescription {
     MeterDescription {
-        pan: "600727000000000009".parse().unwrap(),
+        pan: MeterPan::from_drn(&format!("{n:011}")).unwrap(),
         supply_group: sgc,
         tariff_index: "01".parse().unwrap(),
         key_revision: "1".parse().unwrap(),
-        key_type: KeyType::Unique,
+        key_type,
         base_date: BaseDate::Y2014,
         algorithm: EncryptionAlgorithm::Sta,
         derivation: KeyDerivationAlgorithm::Dkga02,
@@ -44,7 +49,23 @@ fn request() -> TokenRequest {
     }
 }
 
-async fn loaded_sm(dir: &std::path::Path) -> (SecurityModule, MeterDescription) {
+fn attributes(sgc: sts_core::SupplyGroupCode, key_type: VendingKeyType) -> KeyAttributes {
+    KeyAttributes {
+        supply_group: sgc,
+        key_type,
+        derivation: KeyDerivationAlgorithm::Dkga02,
+        key_revision: "1".parse().unwrap(),
+        key_expiry: KeyExpiryNumber::NEVER,
+        base_date: BaseDate::Y2014,
+        activation: "2026-01-01 00:00".parse().unwrap(),
+        expiry: "2030-01-01 00:00".parse().unwrap(),
+        issued_until: "2029-01-01 00:00".parse().unwrap(),
+        credit_limit: CreditLimit::NONE,
+    }
+}
+
+/// A security module holding a VUDK and a VDDK for one SGC.
+async fn loaded_sm(dir: &std::path::Path) -> (SecurityModule, sts_core::SupplyGroupCode) {
     let clock = ManualClock::new("2026-06-01 12:00".parse::<UtcMinute>().unwrap());
     let kmc = Kmc::create(
         &dir.join("kmc.sqlite"),
@@ -59,24 +80,6 @@ async fn loaded_sm(dir: &std::path::Path) -> (SecurityModule, MeterDescription) 
         .await
         .unwrap();
     let sgc = kmc.allocate_supply_group(owner).await.unwrap();
-    let key = kmc
-        .request_vending_key(
-            owner,
-            &KeyAttributes {
-                supply_group: sgc,
-                key_type: VendingKeyType::Unique,
-                derivation: KeyDerivationAlgorithm::Dkga02,
-                key_revision: "1".parse().unwrap(),
-                key_expiry: KeyExpiryNumber::NEVER,
-                base_date: BaseDate::Y2014,
-                activation: "2026-01-01 00:00".parse().unwrap(),
-                expiry: "2030-01-01 00:00".parse().unwrap(),
-                issued_until: "2029-01-01 00:00".parse().unwrap(),
-                credit_limit: CreditLimit::NONE,
-            },
-        )
-        .await
-        .unwrap();
     let sm_id: sts_keys::SecurityModuleId = "SM-BENCH".parse().unwrap();
     let sm = SecurityModule::create(
         &dir.join("sm.sqlite"),
@@ -91,14 +94,34 @@ async fn loaded_sm(dir: &std::path::Path) -> (SecurityModule, MeterDescription) 
     kmc.register_security_module(&sm_id, &sm.public_key())
         .await
         .unwrap();
-    kmc.authorize(owner, key.id, &sm_id).await.unwrap();
-    let file = kmc.issue_keyload(owner, &sm_id, &[key.id]).await.unwrap();
+    let mut ids = Vec::new();
+    for kt in [VendingKeyType::Unique, VendingKeyType::Default] {
+        let key = kmc
+            .request_vending_key(owner, &attributes(sgc, kt))
+            .await
+            .unwrap();
+        kmc.authorize(owner, key.id, &sm_id).await.unwrap();
+        ids.push(key.id);
+    }
+    let file = kmc.issue_keyload(owner, &sm_id, &ids).await.unwrap();
     sm.import_keyload(file.as_bytes()).await.unwrap();
-    (sm, meter(sgc))
+    (sm, sgc)
 }
 
-fn per_second(n: u32, elapsed: Duration) -> f64 {
-    f64::from(n) / elapsed.as_secs_f64()
+fn per_second(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Runs `f` (which does `per_call` items) for about `budget`; returns items per second.
+fn rate(per_call: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
+    f(); // warm up
+    let start = Instant::now();
+    let mut calls = 0;
+    while calls < 3 || start.elapsed() < budget {
+        f();
+        calls += 1;
+    }
+    per_second(calls * per_call, start.elapsed())
 }
 
 fn benches(c: &mut Criterion) {
@@ -107,16 +130,18 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (sm, m) = rt.block_on(loaded_sm(dir.path()));
+    let (sm, sgc) = rt.block_on(loaded_sm(dir.path()));
+    let one = meter(sgc, KeyType::Unique, 0);
     // Warm the cache: the first token unwraps the vending key.
-    rt.block_on(sm.issue(&m, request())).unwrap();
+    rt.block_on(sm.issue(&one, request())).unwrap();
 
-    // The bare engine with a prepared generator, doing per token what the SM does.
-    let vk = generate_vending_key(KeyDerivationAlgorithm::Dkga02).unwrap();
-    let generator =
-        sts_core::DecoderKeyGenerator::new(KeyDerivationAlgorithm::Dkga02, &vk).unwrap();
-    let bare = || {
-        let dk = generator.derive(black_box(&m)).unwrap();
+    // The bare engine with prepared generators, doing per token what the SM does.
+    let vudk = generate_vending_key(KeyDerivationAlgorithm::Dkga02).unwrap();
+    let vddk = generate_vending_key(KeyDerivationAlgorithm::Dkga02).unwrap();
+    let unique = DecoderKeyGenerator::new(KeyDerivationAlgorithm::Dkga02, &vudk).unwrap();
+    let default = DecoderKeyGenerator::new(KeyDerivationAlgorithm::Dkga02, &vddk).unwrap();
+    let bare = |m: &MeterDescription| {
+        let dk = unique.derive(black_box(m)).unwrap();
         let cipher = TokenCipher::new(m.algorithm, &dk).unwrap();
         Token::TransferCredit {
             service: Service::Electricity,
@@ -127,47 +152,115 @@ fn benches(c: &mut Criterion) {
         .encode(Some(&cipher))
         .unwrap()
     };
-    let batch: Vec<_> = (0..100).map(|_| (m, request())).collect();
+    let bare_key_change = |current: &MeterDescription, new: &MeterDescription| {
+        let change = KeyChange {
+            key: unique.derive(black_box(new)).unwrap(),
+            key_type: new.key_type,
+            key_revision: new.key_revision,
+            tariff_index: new.tariff_index,
+            expiry: KeyExpiryNumber::NEVER,
+            supply_group: new.supply_group,
+            rollover: false,
+            include_supply_group: false,
+        };
+        let dk = default.derive(black_box(current)).unwrap();
+        change
+            .encode(&TokenCipher::new(current.algorithm, &dk).unwrap())
+            .unwrap()
+    };
+
+    let one_meter: Vec<_> = (0..100).map(|_| (one, request())).collect();
+    let distinct = |n: u64| -> Vec<_> {
+        (0..n)
+            .map(|i| (meter(sgc, KeyType::Unique, i), request()))
+            .collect()
+    };
+    let (thousand, ten_thousand) = (distinct(1000), distinct(10_000));
+    let campaign: Vec<_> = (0..10_000)
+        .map(|i| KeyChangeRequest {
+            current: meter(sgc, KeyType::Default, i),
+            new: meter(sgc, KeyType::Unique, i),
+            include_supply_group: false,
+        })
+        .collect();
 
     let mut g = c.benchmark_group("sm");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("bare_engine_credit_token", |b| b.iter(bare));
+    g.bench_function("bare_engine_credit_token", |b| b.iter(|| bare(&one)));
+    g.bench_function("bare_engine_key_change_set", |b| {
+        b.iter(|| bare_key_change(&campaign[0].current, &campaign[0].new))
+    });
     g.bench_function("sm_issue_credit_token", |b| {
-        b.iter(|| rt.block_on(sm.issue(black_box(&m), request())).unwrap())
+        b.iter(|| rt.block_on(sm.issue(black_box(&one), request())).unwrap())
     });
     g.throughput(Throughput::Elements(100));
-    g.bench_function("sm_issue_many_100", |b| {
-        b.iter(|| rt.block_on(sm.issue_many(black_box(&batch))).unwrap())
+    g.bench_function("sm_issue_many_100_one_meter", |b| {
+        b.iter(|| rt.block_on(sm.issue_many(black_box(&one_meter))).unwrap())
+    });
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("sm_issue_many_1000_meters", |b| {
+        b.iter(|| rt.block_on(sm.issue_many(black_box(&thousand))).unwrap())
+    });
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("sm_issue_key_change_many_10000_meters", |b| {
+        b.iter(|| {
+            rt.block_on(sm.issue_key_change_many(black_box(&campaign)))
+                .unwrap()
+        })
     });
     g.finish();
 
-    // A plain summary in tokens per second.
-    let n = 20_000;
-    let start = Instant::now();
-    for _ in 0..n {
-        black_box(bare());
+    // The summary: items per second, against the bare engine doing the same tokens.
+    let budget = Duration::from_secs(3);
+    let bare_rate = rate(1000, budget, || {
+        for (m, _) in &thousand {
+            black_box(bare(m));
+        }
+    });
+    let bare_change_rate = rate(1000, budget, || {
+        for r in &campaign[..1000] {
+            black_box(bare_key_change(&r.current, &r.new));
+        }
+    });
+    let issue = rate(1, budget, || {
+        rt.block_on(sm.issue(&one, request())).unwrap();
+    });
+    let many_one = rate(100, budget, || {
+        rt.block_on(sm.issue_many(&one_meter)).unwrap();
+    });
+    let many_1000 = rate(1000, budget, || {
+        rt.block_on(sm.issue_many(&thousand)).unwrap();
+    });
+    let many_10000 = rate(10_000, budget, || {
+        rt.block_on(sm.issue_many(&ten_thousand)).unwrap();
+    });
+    let changes = rate(10_000, budget, || {
+        rt.block_on(sm.issue_key_change_many(&campaign)).unwrap();
+    });
+    println!("summary (per second; ratio = bare engine / SM):");
+    println!("  bare engine, credit tokens               {bare_rate:>10.0}");
+    for (name, sm_rate) in [
+        ("SM issue (one commit each)", issue),
+        ("SM issue_many, 100 for one meter", many_one),
+        ("SM issue_many, 1,000 meters", many_1000),
+        ("SM issue_many, 10,000 meters", many_10000),
+    ] {
+        println!(
+            "  {name:<40} {sm_rate:>10.0}  ratio {:.2}",
+            bare_rate / sm_rate
+        );
     }
-    let bare_rate = per_second(n, start.elapsed());
-    let n_sm = 500;
-    let start = Instant::now();
-    for _ in 0..n_sm {
-        rt.block_on(sm.issue(&m, request())).unwrap();
-    }
-    let sm_rate = per_second(n_sm, start.elapsed());
-    let n_batches = 20;
-    let start = Instant::now();
-    for _ in 0..n_batches {
-        rt.block_on(sm.issue_many(&batch)).unwrap();
-    }
-    let batch_rate = per_second(n_batches * 100, start.elapsed());
+    println!("  bare engine, key change sets             {bare_change_rate:>10.0}");
     println!(
-        "tokens/s: bare engine {bare_rate:.0}; SM issue (one commit each) {sm_rate:.0}; SM issue_many (100 per commit) {batch_rate:.0}"
+        "  SM issue_key_change_many, 10,000 meters  {changes:>10.0}  ratio {:.2}  (1,000,000 meters: {:.1} s)",
+        bare_change_rate / changes,
+        1_000_000.0 / changes
     );
 }
 
 criterion_group! {
     name = sm;
-    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3));
     targets = benches
 }
 criterion_main!(sm);

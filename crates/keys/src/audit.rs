@@ -9,10 +9,27 @@
 //!   | LV(actor) | LV(action) | LV(details)          LV = u32 BE length, then UTF-8 bytes
 //! ```
 //!
+//! A security module's batch entry (`token.issue-batch`, `token.key-change-batch`) also
+//! carries `records`, one compact binary record per token or key change set (see
+//! [`records`]), and is hashed with its own prefix so that no entry of one form can pass for
+//! the other:
+//!
+//! ```text
+//! "sts-keys audit v2\0" | prev_hash | sequence | time | LV(actor) | LV(action) | LV(details)
+//!   | u64 BE length of records | records
+//! ```
+//!
+//! Verification recomputes every hash and decodes every entry's records. Entries written
+//! before batch entries existed (one `token.issue` entry per token) have no records and
+//! verify as before.
+//!
 //! The first entry's `prev_hash` is 32 zero bytes. The store's `meta` table keeps the head
 //! (count and last hash), updated in the same transaction, so that removing the last entries
 //! is detected too; copy the head elsewhere (`verify_audit` returns it) to detect a rewrite of
-//! the whole file. Details are JSON and never carry key material.
+//! the whole file. Details are JSON and records are binary; neither carries key material or
+//! a token number.
+
+pub mod records;
 
 use std::path::Path;
 
@@ -20,6 +37,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{Row, SqliteConnection};
 
 use crate::{hex, store};
+
+pub use records::{BatchRecords, KeyChangeRecord, RecordsError, TokenRecord};
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +53,9 @@ pub struct AuditEntry {
     pub action: String,
     /// JSON details without secrets.
     pub details: String,
+    /// A batch entry's per-token records ([`BatchRecords`] decodes them); `None` for other
+    /// entries.
+    pub records: Option<Vec<u8>>,
     /// The previous entry's hash.
     pub prev_hash: [u8; 32],
     /// This entry's hash.
@@ -41,10 +63,11 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// The entry as one line of JSON (hashes in hex).
+    /// The entry as one line of JSON (hashes in hex); a batch entry's records are listed
+    /// one object per token or key change set.
     #[must_use]
     pub fn to_json_line(&self) -> String {
-        serde_json::json!({
+        let mut line = serde_json::json!({
             "sequence": self.sequence,
             "time": self.time,
             "actor": self.actor,
@@ -53,8 +76,49 @@ impl AuditEntry {
                 .unwrap_or(serde_json::Value::String(self.details.clone())),
             "prev_hash": hex::encode_upper(&self.prev_hash),
             "hash": hex::encode_upper(&self.hash),
-        })
-        .to_string()
+        });
+        if let Some(records) = &self.records {
+            line["records"] = match BatchRecords::decode(records) {
+                Ok(decoded) => decoded.to_json(),
+                Err(e) => serde_json::Value::String(e.to_string()),
+            };
+        }
+        line.to_string()
+    }
+
+    /// The decoded records of a batch entry (`None` for other entries).
+    ///
+    /// # Errors
+    /// [`RecordsError`] when the records do not decode.
+    pub fn batch_records(&self) -> Result<Option<BatchRecords>, RecordsError> {
+        self.records
+            .as_deref()
+            .map(BatchRecords::decode)
+            .transpose()
+    }
+
+    /// The hash this entry's content and `prev_hash` give.
+    #[must_use]
+    pub fn computed_hash(&self) -> [u8; 32] {
+        match &self.records {
+            None => entry_hash(
+                &self.prev_hash,
+                self.sequence,
+                self.time,
+                &self.actor,
+                &self.action,
+                &self.details,
+            ),
+            Some(records) => entry_hash_with_records(
+                &self.prev_hash,
+                self.sequence,
+                self.time,
+                &self.actor,
+                &self.action,
+                &self.details,
+                records,
+            ),
+        }
     }
 }
 
@@ -106,6 +170,15 @@ pub enum AuditError {
         /// The sequence number found.
         found: u64,
     },
+    /// A batch entry's records do not decode (its hash matches: whoever wrote it wrote them
+    /// so).
+    #[error("audit entry {sequence} has malformed records: {error}")]
+    Malformed {
+        /// The entry.
+        sequence: u64,
+        /// What is wrong.
+        error: RecordsError,
+    },
     /// The chain ends elsewhere than the recorded head: entries were removed from the end.
     #[error("the audit log ends at entry {found} but its recorded head is entry {recorded}")]
     Head {
@@ -125,7 +198,7 @@ impl From<sqlx::Error> for AuditError {
     }
 }
 
-/// The hash of an entry.
+/// The hash of an entry without records.
 #[must_use]
 pub fn entry_hash(
     prev_hash: &[u8; 32],
@@ -135,8 +208,55 @@ pub fn entry_hash(
     action: &str,
     details: &str,
 ) -> [u8; 32] {
+    hasher(
+        b"sts-keys audit v1\0",
+        prev_hash,
+        sequence,
+        time,
+        actor,
+        action,
+        details,
+    )
+    .finalize()
+    .into()
+}
+
+/// The hash of a batch entry: as [`entry_hash`] with another prefix, and its records.
+#[must_use]
+pub fn entry_hash_with_records(
+    prev_hash: &[u8; 32],
+    sequence: u64,
+    time: i64,
+    actor: &str,
+    action: &str,
+    details: &str,
+    records: &[u8],
+) -> [u8; 32] {
+    let mut h = hasher(
+        b"sts-keys audit v2\0",
+        prev_hash,
+        sequence,
+        time,
+        actor,
+        action,
+        details,
+    );
+    h.update((records.len() as u64).to_be_bytes());
+    h.update(records);
+    h.finalize().into()
+}
+
+fn hasher(
+    prefix: &[u8],
+    prev_hash: &[u8; 32],
+    sequence: u64,
+    time: i64,
+    actor: &str,
+    action: &str,
+    details: &str,
+) -> Sha256 {
     let mut h = Sha256::new();
-    h.update(b"sts-keys audit v1\0");
+    h.update(prefix);
     h.update(prev_hash);
     h.update(sequence.to_be_bytes());
     h.update(time.to_be_bytes());
@@ -144,14 +264,14 @@ pub fn entry_hash(
         h.update((field.len() as u32).to_be_bytes());
         h.update(field.as_bytes());
     }
-    h.finalize().into()
+    h
 }
 
 /// Verifies a chain of entries from the first.
 ///
 /// # Errors
-/// The first entry that is out of sequence, does not link to its predecessor, or does not
-/// match its hash.
+/// The first entry that is out of sequence, does not match its hash, does not link to its
+/// predecessor, or whose records do not decode.
 pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
     let mut prev = [0u8; 32];
     for (i, e) in entries.iter().enumerate() {
@@ -162,15 +282,7 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
                 found: e.sequence,
             });
         }
-        let recomputed = entry_hash(
-            &e.prev_hash,
-            e.sequence,
-            e.time,
-            &e.actor,
-            &e.action,
-            &e.details,
-        );
-        if recomputed != e.hash {
+        if e.computed_hash() != e.hash {
             return Err(AuditError::Modified {
                 sequence: e.sequence,
             });
@@ -178,6 +290,12 @@ pub fn verify_chain(entries: &[AuditEntry]) -> Result<AuditHead, AuditError> {
         if e.prev_hash != prev {
             return Err(AuditError::Broken {
                 sequence: e.sequence,
+            });
+        }
+        if let Err(error) = e.batch_records() {
+            return Err(AuditError::Malformed {
+                sequence: e.sequence,
+                error,
             });
         }
         prev = e.hash;
@@ -228,12 +346,22 @@ pub(crate) async fn verify_connection(
 const HEAD: &str = "audit-head";
 
 /// Reads every entry in sequence order.
+///
+/// A store written before batch entries existed, and not opened for writing since, has no
+/// `records` column: its entries have none.
 pub(crate) async fn load(
     conn: &mut SqliteConnection,
 ) -> Result<Vec<AuditEntry>, store::StoreError> {
-    let rows = sqlx::query(
-        "SELECT sequence, time, actor, action, details, prev_hash, hash FROM audit ORDER BY sequence",
+    let has_records: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('audit') WHERE name = 'records')",
     )
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows = sqlx::query(if has_records {
+        "SELECT sequence, time, actor, action, details, prev_hash, hash, records FROM audit ORDER BY sequence"
+    } else {
+        "SELECT sequence, time, actor, action, details, prev_hash, hash, NULL FROM audit ORDER BY sequence"
+    })
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -248,6 +376,7 @@ pub(crate) async fn load(
                 details: r.get(4),
                 prev_hash: r.get::<Vec<u8>, _>(5).try_into().map_err(|_| corrupt())?,
                 hash: r.get::<Vec<u8>, _>(6).try_into().map_err(|_| corrupt())?,
+                records: r.get(7),
             })
         })
         .collect()
@@ -294,19 +423,49 @@ impl Appender {
         })
     }
 
+    /// The sequence number the next entry will get.
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.head.count + 1
+    }
+
     /// Chains an entry and returns its sequence number.
     pub(crate) fn push(&mut self, time: i64, actor: &str, action: &str, details: String) -> u64 {
-        let sequence = self.head.count + 1;
-        let hash = entry_hash(&self.head.hash, sequence, time, actor, action, &details);
-        self.pending.push(AuditEntry {
-            sequence,
+        self.push_entry(time, actor, action, details, None)
+    }
+
+    /// Chains a batch entry with its records and returns its sequence number.
+    pub(crate) fn push_with_records(
+        &mut self,
+        time: i64,
+        actor: &str,
+        action: &str,
+        details: String,
+        records: Vec<u8>,
+    ) -> u64 {
+        self.push_entry(time, actor, action, details, Some(records))
+    }
+
+    fn push_entry(
+        &mut self,
+        time: i64,
+        actor: &str,
+        action: &str,
+        details: String,
+        records: Option<Vec<u8>>,
+    ) -> u64 {
+        let mut entry = AuditEntry {
+            sequence: self.head.count + 1,
             time,
             actor: actor.to_owned(),
             action: action.to_owned(),
             details,
+            records,
             prev_hash: self.head.hash,
-            hash,
-        });
+            hash: [0; 32],
+        };
+        entry.hash = entry.computed_hash();
+        let (sequence, hash) = (entry.sequence, entry.hash);
+        self.pending.push(entry);
         self.head = AuditHead {
             count: sequence,
             hash,
@@ -319,7 +478,26 @@ impl Appender {
         if self.pending.is_empty() {
             return Ok(());
         }
-        for chunk in self.pending.chunks(ROWS_PER_INSERT) {
+        let (batches, plain): (Vec<_>, Vec<_>) =
+            self.pending.iter().partition(|e| e.records.is_some());
+        // Batch entries are few and large: one row each, in the `records` column that only
+        // security module stores have.
+        for e in batches {
+            sqlx::query(
+                "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.sequence as i64)
+            .bind(e.time)
+            .bind(e.actor.as_str())
+            .bind(e.action.as_str())
+            .bind(e.details.as_str())
+            .bind(e.prev_hash.as_slice())
+            .bind(e.hash.as_slice())
+            .bind(e.records.as_deref())
+            .execute(&mut *conn)
+            .await?;
+        }
+        for chunk in plain.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash) VALUES ",
             );
@@ -331,7 +509,7 @@ impl Appender {
                 });
             }
             let mut query = sqlx::query(&sql);
-            for e in chunk {
+            for &e in chunk {
                 query = query
                     .bind(e.sequence as i64)
                     .bind(e.time)
@@ -362,6 +540,7 @@ mod tests {
                     actor: "kmc".into(),
                     action: "test".into(),
                     details: "{}".into(),
+                    records: None,
                     prev_hash: prev,
                     hash,
                 };

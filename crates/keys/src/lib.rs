@@ -27,8 +27,8 @@ pub use kmc::{KeyRecord, Kmc, KmcError, Owner};
 pub use random::RandomError;
 pub use secret::{Passphrase, PassphraseError, SecretBytes};
 pub use sm::{
-    HeldKey, ImportReport, IssuedKeyChange, IssuedToken, SecurityModule, SmError, TokenRequest,
-    Verified,
+    HeldKey, ImportReport, IssuedKeyChange, IssuedToken, KeyChangeRequest, SecurityModule, SmError,
+    TokenRequest, Verified,
 };
 pub use store::StoreError;
 pub use vending::{DesKeyError, GenerateError, KeyCheckValue, generate_vending_key};

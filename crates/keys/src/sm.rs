@@ -2,10 +2,13 @@
 //! files addressed to it, issues tokens with its keys under their attributes, and verifies
 //! tokens.
 
+mod batch;
 mod issue;
+mod key_change;
 mod verify;
 
-pub use issue::{IssuedKeyChange, IssuedToken, TokenRequest};
+pub use issue::{IssuedToken, TokenRequest};
+pub use key_change::{IssuedKeyChange, KeyChangeRequest};
 pub use verify::{Verified, describe};
 
 use std::{

@@ -12,7 +12,11 @@ use sts_core::{
     CurrencyAmount, EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType, Register, Service, Token,
     TransferAmount, decode, token::MeterTestFormat,
 };
-use sts_keys::{KeyCheckValue, TokenRequest, VendingKeyType, verify_audit};
+use sts_keys::{
+    KeyCheckValue, TokenRequest, VendingKeyType,
+    audit::{BatchRecords, TokenRecord},
+    verify_audit,
+};
 
 #[tokio::test]
 async fn steps_one_to_eight_then_tokens_that_decode() {
@@ -124,7 +128,8 @@ async fn steps_one_to_eight_then_tokens_that_decode() {
         assert_eq!(verified.check_value, des.check_value);
     }
 
-    // A batch for one meter in one minute: successive TIDs, consecutive audit entries.
+    // A batch for one meter in one minute: successive TIDs, one audit entry with a record
+    // per token.
     let batch: Vec<_> = (1..=3)
         .map(|i| {
             (
@@ -139,8 +144,12 @@ async fn steps_one_to_eight_then_tokens_that_decode() {
     let issued = w.sm.issue_many(&batch).await.unwrap();
     for pair in issued.windows(2) {
         assert!(pair[1].token.tid().unwrap() > pair[0].token.tid().unwrap());
-        assert_eq!(pair[1].audit_sequence, pair[0].audit_sequence + 1);
+        assert_eq!(pair[1].audit_sequence, pair[0].audit_sequence);
+        assert_eq!(pair[1].audit_record, pair[0].audit_record + 1);
     }
+    assert_eq!(issued[0].audit_record, 0);
+    let batch_sequence = issued[0].audit_sequence;
+    let batch_tids: Vec<_> = issued.iter().map(|t| t.token.tid()).collect();
     assert!(issued[0].token.tid().unwrap().get() > last_tid);
     for t in &issued {
         assert_eq!(decode(t.number, Some(&cipher)).unwrap().token, t.token);
@@ -185,16 +194,54 @@ async fn steps_one_to_eight_then_tokens_that_decode() {
     assert_eq!(test.check_value, None);
     assert_eq!(decode(test.number, None).unwrap().token, test.token);
 
-    // Every token is in the SM's audit log with the SM ID and the KCV.
+    // Every token is in the SM's audit log with the SM ID and the KCV: one entry per batch
+    // (a single `issue` is a batch of one), one record per token.
     let log = w.sm.audit_log().await.unwrap();
-    let issues: Vec<_> = log.iter().filter(|e| e.action == "token.issue").collect();
-    assert_eq!(issues.len(), 15);
+    let issues: Vec<_> = log
+        .iter()
+        .filter(|e| e.action == "token.issue-batch")
+        .collect();
+    assert_eq!(issues.len(), 13);
+    let records: Vec<TokenRecord> = issues
+        .iter()
+        .flat_map(|e| match e.batch_records().unwrap() {
+            Some(BatchRecords::Tokens(records)) => records,
+            other => panic!("entry {}: {other:?}", e.sequence),
+        })
+        .collect();
+    assert_eq!(records.len(), 15);
     assert!(issues[0].details.contains("\"sm\":\"SM-0001\""));
     assert!(
         issues[0]
             .details
-            .contains(&format!("\"kcv\":\"{}\"", des.check_value))
+            .contains(&format!("\"kcv\":[\"{}\"]", des.check_value))
     );
+    assert!(
+        records[..12]
+            .iter()
+            .all(|r| r.meter == m && r.check_value == Some(des.check_value))
+    );
+    assert_eq!(records[0].credit_units, Some(255));
+    assert_eq!(records[0].class.get(), 0);
+    assert_eq!(records[2].subclass.get(), 0);
+    assert_eq!(records[2].class.get(), 2);
+    assert_eq!(records[2].credit_units, None);
+    let batch = log.iter().find(|e| e.sequence == batch_sequence).unwrap();
+    let Some(BatchRecords::Tokens(in_batch)) = batch.batch_records().unwrap() else {
+        panic!("{batch:?}")
+    };
+    assert_eq!(
+        in_batch.iter().map(|r| r.tid).collect::<Vec<_>>(),
+        batch_tids
+    );
+    assert_eq!(records[14].check_value, None);
+    assert_eq!(records[14].class.get(), 1);
+    // The listing shows every record, and no token number.
+    let listed = batch.to_json_line();
+    assert!(listed.contains("\"records\":[{"), "{listed}");
+    for t in &issued {
+        assert!(!listed.contains(&t.number.to_string()), "{listed}");
+    }
     assert_eq!(w.sm.verify_audit().await.unwrap(), log.len() as u64);
     assert!(w.kmc.verify_audit().await.unwrap() >= 8);
     let sm_path = w.sm_path();
