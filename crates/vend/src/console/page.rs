@@ -55,6 +55,7 @@ pub(super) fn page(
                             li { a href="/console/" { "Find meter" } }
                             li { a href="/console/meters" { "Meters" } }
                             li { a href="/console/decode" { "Decode token" } }
+                            li { a href="/console/campaigns" { "Campaigns" } }
                             @if AUDIT_READERS.contains(&role) {
                                 li { a href="/console/audit" { "Audit trail" } }
                             }
