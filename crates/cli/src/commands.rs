@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+pub(crate) mod campaign;
 mod conformance;
 mod decode;
 mod derive;
@@ -32,5 +33,6 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Serve(args) => serve::serve(args),
         Command::ApiKey(command) => serve::api_key(command, cli.json),
         Command::Loadtest(args) => loadtest::run(args, cli.json),
+        Command::Campaign(command) => campaign::run(command, cli.json),
     }
 }
