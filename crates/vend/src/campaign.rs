@@ -34,8 +34,8 @@ use sts_core::{
 };
 
 use crate::{
-    Database, VendError, audit,
-    db::{ROWS_PER_STATEMENT, now_seconds, placeholders},
+    Backend, Database, VendError, audit,
+    db::{now_seconds, placeholders_in},
     meters::KeyRecord,
     retry,
 };
@@ -472,7 +472,7 @@ impl Database {
         .await?;
         let (filter, binds) = filter_sql(s, 2);
         let selected: i64 = if let Some(pans) = pans {
-            insert_pans(&mut tx, id, pans).await?;
+            insert_pans(&mut tx, self.backend(), id, pans).await?;
             let missing: Vec<String> = sqlx::query_scalar(
                 "SELECT p.pan FROM campaign_pans p LEFT JOIN meters m ON m.pan = p.pan \
                  WHERE p.campaign_id = $1 AND m.pan IS NULL ORDER BY p.pan LIMIT 11",
@@ -641,14 +641,15 @@ impl Database {
 
 async fn insert_pans(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     id: i64,
     pans: &[&str],
 ) -> Result<(), VendError> {
-    // Two columns a row: far more rows per statement than the default.
-    for chunk in pans.chunks(ROWS_PER_STATEMENT * 5) {
+    // Two columns a row: 2,000 parameters a statement.
+    for chunk in pans.chunks(1_000) {
         let sql = format!(
             "INSERT INTO campaign_pans (campaign_id, pan) VALUES {}",
-            placeholders(chunk.len(), 2)
+            placeholders_in(backend, chunk.len(), 2)
         );
         let mut query = sqlx::query(&sql);
         for pan in chunk {

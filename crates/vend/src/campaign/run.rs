@@ -17,7 +17,7 @@ use sts_keys::{
 use super::{Campaign, CampaignState, campaign_from_row, filter_sql, key_text};
 use crate::{
     Backend, Database, VendError, audit,
-    db::{now_seconds, placeholders},
+    db::{now_seconds, placeholders_in},
     meters::{KeyRecord, Meter},
     retry,
 };
@@ -282,7 +282,7 @@ impl Database {
             .map(|i| i.pan.as_str())
             .collect();
         supersede_stale(&mut tx, id, &first, &last, &pending, now).await?;
-        insert_items(&mut tx, id, &items, &issued, sm_id).await?;
+        insert_items(&mut tx, self.backend(), id, &items, &issued, sm_id).await?;
         set_targets(&mut tx, &campaign, &first, &last, pending.len(), now).await?;
 
         let n = |state: &str| items.iter().filter(|i| i.state == state).count() as u64;
@@ -443,6 +443,7 @@ fn tokens_text(set: &IssuedKeyChange) -> String {
 
 async fn insert_items(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     id: i64,
     items: &[Item],
     issued: &[IssuedKeyChange],
@@ -451,7 +452,7 @@ async fn insert_items(
     for chunk in items.chunks(ITEM_ROWS) {
         let sql = format!(
             "INSERT INTO campaign_items (campaign_id, pan, state, reason, from_key, to_key, tokens, sm_id, from_kcv, to_kcv) VALUES {}",
-            placeholders(chunk.len(), 10)
+            placeholders_in(backend, chunk.len(), 10)
         );
         let mut query = sqlx::query(&sql);
         for item in chunk {

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Meter, key_binds, service_name};
-use crate::{Database, VendError, audit, db::placeholders, retry};
+use crate::{Database, VendError, audit, db::placeholders_in, retry};
 
 /// Meters per `INSERT` (20 columns: 4,000 parameters).
 const ROWS: usize = 200;
@@ -32,7 +32,7 @@ impl Database {
                 "INSERT INTO meters (pan, sgc, ti, krn, kt, base_date, dkga, ea, ken, \
                  cur_sgc, cur_ti, cur_krn, cur_kt, cur_base_date, cur_dkga, utility, status, \
                  version, created, updated) VALUES {}",
-                placeholders(chunk.len(), 20)
+                placeholders_in(self.backend(), chunk.len(), 20)
             );
             let mut query = sqlx::query(&sql);
             for m in chunk {
