@@ -92,6 +92,10 @@ pub(crate) enum Command {
     /// purchase, or exported for field teams.
     #[command(subcommand)]
     Campaign(crate::commands::campaign::CampaignCommand),
+    /// Vend through a running `sts serve`: `sts vend bulk --file sales.csv` sells credit to
+    /// many meters at once, safe to run again (request IDs make repeats reprints).
+    #[command(subcommand)]
+    Vend(crate::commands::vend::VendCommand),
 }
 
 /// Where the key sealing a meter state file comes from.

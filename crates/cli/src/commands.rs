@@ -12,6 +12,7 @@ pub(crate) mod loadtest;
 mod meter;
 pub(crate) mod serve;
 pub(crate) mod sm;
+pub(crate) mod vend;
 
 use crate::{
     Outcome,
@@ -34,5 +35,6 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::ApiKey(command) => serve::api_key(command, cli.json),
         Command::Loadtest(args) => loadtest::run(args, cli.json),
         Command::Campaign(command) => campaign::run(command, cli.json),
+        Command::Vend(command) => vend::run(command, cli.json),
     }
 }
