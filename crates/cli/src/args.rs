@@ -84,6 +84,13 @@ pub(crate) enum Command {
     /// Create or revoke the vending service's API keys.
     #[command(subcommand)]
     ApiKey(crate::commands::serve::ApiKeyCommand),
+    /// Set and list the vending service's tariff versions (price per unit per utility and
+    /// tariff index, from an effective time; optional monthly free allowance).
+    #[command(subcommand)]
+    Tariff(crate::commands::tariff::TariffCommand),
+    /// The vending service's sales reports (daily per vendor and tariff, text, JSON or CSV).
+    #[command(subcommand)]
+    Report(crate::commands::report::ReportCommand),
     /// Load a running `sts serve` with concurrent credit vends: vends per second, p50/p99/max
     /// latency, errors by status, and a check that no meter got a TID twice (exit 1 if so).
     Loadtest(crate::commands::loadtest::LoadtestArgs),

@@ -10,8 +10,10 @@ mod key_change;
 pub(crate) mod kmc;
 pub(crate) mod loadtest;
 mod meter;
+pub(crate) mod report;
 pub(crate) mod serve;
 pub(crate) mod sm;
+pub(crate) mod tariff;
 pub(crate) mod vend;
 
 use crate::{
@@ -33,6 +35,8 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Sm(command) => sm::run(command, cli.json),
         Command::Serve(args) => serve::serve(args),
         Command::ApiKey(command) => serve::api_key(command, cli.json),
+        Command::Tariff(command) => tariff::run(command, cli.json),
+        Command::Report(command) => report::run(command, cli.json),
         Command::Loadtest(args) => loadtest::run(args, cli.json),
         Command::Campaign(command) => campaign::run(command, cli.json),
         Command::Vend(command) => vend::run(command, cli.json),

@@ -83,6 +83,27 @@ impl TransferAmount {
         }
     }
 
+    /// The largest encoding whose value is at most `value`: for a sale paid in money, where
+    /// the token must never carry more than was paid for. Below 1638.4 (16 384 tenths) every
+    /// value is encodable; above, the token's resolution is 1, then 10, then 100 tenths.
+    ///
+    /// ```
+    /// use sts_core::TransferAmount;
+    /// let a = TransferAmount::from_value_floor(49_999)?; // 4999.9 kWh in tenths
+    /// assert_eq!(a.value(), 49_994); // 16 384 + 3361 * 10
+    /// # Ok::<(), sts_core::AmountError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AmountError::TooLarge`] above [`TransferAmount::MAX_VALUE`].
+    pub const fn from_value_floor(value: u32) -> Result<Self, AmountError> {
+        match Self::from_value_ceil(value) {
+            // Field order is value order, so the field below the ceiling is the floor.
+            Ok(ceil) if ceil.value() > value => Ok(Self(ceil.0 - 1)),
+            other => other,
+        }
+    }
+
     /// The amount from its 16-bit field; every field is valid.
     #[must_use]
     pub const fn from_field(field: u16) -> Self {
@@ -350,6 +371,32 @@ mod tests {
         assert_eq!(
             TransferAmount::from_field(0xFFFF).value(),
             TransferAmount::MAX_VALUE
+        );
+    }
+
+    #[test]
+    fn transfer_amount_floor_never_exceeds_the_value() {
+        for (value, floor) in [
+            (0, 0),
+            (1, 1),
+            (16_383, 16_383),
+            (16_384, 16_384),
+            (16_393, 16_384),
+            (16_394, 16_394),
+            (49_999, 49_994),
+            (180_223, 180_214),
+            (180_224, 180_224),
+            (18_201_624, 18_201_624),
+        ] {
+            assert_eq!(
+                TransferAmount::from_value_floor(value).map(TransferAmount::value),
+                Ok(floor),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            TransferAmount::from_value_floor(18_201_625),
+            Err(AmountError::TooLarge)
         );
     }
 

@@ -760,6 +760,17 @@ proptest! {
         prop_assert_eq!(TransferAmount::from_value_ceil(amount.value()), Ok(amount));
     }
 
+    /// A sale's token never carries more than was paid for, and no closer encoding exists.
+    #[test]
+    fn transfer_amount_floor_is_the_nearest_encoding_below(v in transfer_value()) {
+        let amount = TransferAmount::from_value_floor(v).unwrap();
+        prop_assert!(amount.value() <= v, "{} floors to {}", v, amount.value());
+        if amount.field() < u16::MAX {
+            let above = TransferAmount::from_field(amount.field() + 1).value();
+            prop_assert!(above > v, "{v} floors to {}, but {above} is also at most it", amount.value());
+        }
+    }
+
     /// Encoding is monotone.
     #[test]
     fn transfer_amount_is_monotone(a in transfer_value(), b in transfer_value()) {

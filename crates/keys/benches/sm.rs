@@ -9,6 +9,8 @@
 //! tokens each) per batch.
 //!
 //! The summary at the end prints each case's rate next to the bare engine's and their ratio.
+//! The machine is shared: the cases take turns for five rounds and each keeps its best round,
+//! so that load from other processes weighs on them alike.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -113,7 +115,7 @@ fn per_second(n: usize, elapsed: Duration) -> f64 {
 }
 
 /// Runs `f` (which does `per_call` items) for about `budget`; returns items per second.
-fn rate(per_call: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
+fn rate(per_call: usize, budget: Duration, f: &mut dyn FnMut()) -> f64 {
     f(); // warm up
     let start = Instant::now();
     let mut calls = 0;
@@ -210,51 +212,86 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    // The summary: items per second, against the bare engine doing the same tokens.
-    let budget = Duration::from_secs(3);
-    let bare_rate = rate(1000, budget, || {
-        for (m, _) in &thousand {
-            black_box(bare(m));
+    // The summary: items per second, against the bare engine doing the same tokens. The
+    // machine is shared: the cases take turns, five rounds, and each keeps its best round.
+    type Case<'a> = (&'static str, usize, Box<dyn FnMut() + 'a>);
+    let mut cases: Vec<Case<'_>> = vec![
+        (
+            "bare engine, credit tokens",
+            1000,
+            Box::new(|| {
+                for (m, _) in &thousand {
+                    black_box(bare(m));
+                }
+            }),
+        ),
+        (
+            "SM issue (one commit each)",
+            1,
+            Box::new(|| {
+                rt.block_on(sm.issue(&one, request())).unwrap();
+            }),
+        ),
+        (
+            "SM issue_many, 100 for one meter",
+            100,
+            Box::new(|| {
+                rt.block_on(sm.issue_many(&one_meter)).unwrap();
+            }),
+        ),
+        (
+            "SM issue_many, 1,000 meters",
+            1000,
+            Box::new(|| {
+                rt.block_on(sm.issue_many(&thousand)).unwrap();
+            }),
+        ),
+        (
+            "SM issue_many, 10,000 meters",
+            10_000,
+            Box::new(|| {
+                rt.block_on(sm.issue_many(&ten_thousand)).unwrap();
+            }),
+        ),
+        (
+            "bare engine, key change sets",
+            1000,
+            Box::new(|| {
+                for r in &campaign[..1000] {
+                    black_box(bare_key_change(&r.current, &r.new));
+                }
+            }),
+        ),
+        (
+            "SM issue_key_change_many, 10,000 meters",
+            10_000,
+            Box::new(|| {
+                rt.block_on(sm.issue_key_change_many(&campaign)).unwrap();
+            }),
+        ),
+    ];
+    let mut best = vec![0f64; cases.len()];
+    for _ in 0..5 {
+        for ((_, per_call, f), best) in cases.iter_mut().zip(&mut best) {
+            *best = best.max(rate(*per_call, Duration::from_millis(600), f));
         }
-    });
-    let bare_change_rate = rate(1000, budget, || {
-        for r in &campaign[..1000] {
-            black_box(bare_key_change(&r.current, &r.new));
-        }
-    });
-    let issue = rate(1, budget, || {
-        rt.block_on(sm.issue(&one, request())).unwrap();
-    });
-    let many_one = rate(100, budget, || {
-        rt.block_on(sm.issue_many(&one_meter)).unwrap();
-    });
-    let many_1000 = rate(1000, budget, || {
-        rt.block_on(sm.issue_many(&thousand)).unwrap();
-    });
-    let many_10000 = rate(10_000, budget, || {
-        rt.block_on(sm.issue_many(&ten_thousand)).unwrap();
-    });
-    let changes = rate(10_000, budget, || {
-        rt.block_on(sm.issue_key_change_many(&campaign)).unwrap();
-    });
-    println!("summary (per second; ratio = bare engine / SM):");
-    println!("  bare engine, credit tokens               {bare_rate:>10.0}");
-    for (name, sm_rate) in [
-        ("SM issue (one commit each)", issue),
-        ("SM issue_many, 100 for one meter", many_one),
-        ("SM issue_many, 1,000 meters", many_1000),
-        ("SM issue_many, 10,000 meters", many_10000),
-    ] {
-        println!(
-            "  {name:<40} {sm_rate:>10.0}  ratio {:.2}",
-            bare_rate / sm_rate
-        );
     }
-    println!("  bare engine, key change sets             {bare_change_rate:>10.0}");
+    println!("summary (per second, best of 5 rounds; ratio = bare engine / SM):");
+    for ((name, ..), rate) in cases.iter().zip(&best) {
+        let bare = if name.contains("key_change") || name.contains("key change") {
+            best[5]
+        } else {
+            best[0]
+        };
+        if name.starts_with("bare") {
+            println!("  {name:<40} {rate:>10.0}");
+        } else {
+            println!("  {name:<40} {rate:>10.0}  ratio {:.2}", bare / rate);
+        }
+    }
     println!(
-        "  SM issue_key_change_many, 10,000 meters  {changes:>10.0}  ratio {:.2}  (1,000,000 meters: {:.1} s)",
-        bare_change_rate / changes,
-        1_000_000.0 / changes
+        "  1,000,000 key change sets through the SM: {:.1} s",
+        1_000_000.0 / best[6]
     );
 }
 

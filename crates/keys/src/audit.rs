@@ -423,6 +423,11 @@ impl Appender {
         })
     }
 
+    /// The head: the store's, then that of the last entry pushed.
+    pub(crate) fn head(&self) -> AuditHead {
+        self.head
+    }
+
     /// The sequence number the next entry will get.
     pub(crate) fn next_sequence(&self) -> u64 {
         self.head.count + 1
@@ -475,29 +480,38 @@ impl Appender {
 
     /// Writes the pending entries and the new head.
     pub(crate) async fn flush(self, conn: &mut SqliteConnection) -> Result<(), store::StoreError> {
+        let mut script = store::Script::default();
+        self.write_into(&mut script);
+        script.execute(conn).await
+    }
+
+    /// Appends the statements that write the pending entries and the new head.
+    pub(crate) fn write_into(self, script: &mut store::Script) {
         if self.pending.is_empty() {
-            return Ok(());
+            return;
         }
+        let head = self.head.encode();
         let (batches, plain): (Vec<_>, Vec<_>) =
-            self.pending.iter().partition(|e| e.records.is_some());
+            self.pending.into_iter().partition(|e| e.records.is_some());
         // Batch entries are few and large: one row each, in the `records` column that only
         // security module stores have.
         for e in batches {
-            sqlx::query(
-                "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.sequence as i64)
-            .bind(e.time)
-            .bind(e.actor.as_str())
-            .bind(e.action.as_str())
-            .bind(e.details.as_str())
-            .bind(e.prev_hash.as_slice())
-            .bind(e.hash.as_slice())
-            .bind(e.records.as_deref())
-            .execute(&mut *conn)
-            .await?;
+            script
+                .statement(
+                    "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(e.sequence as i64)
+                .bind(e.time)
+                .bind(e.actor)
+                .bind(e.action)
+                .bind(e.details)
+                .bind(e.prev_hash.to_vec())
+                .bind(e.hash.to_vec())
+                .bind(e.records);
         }
-        for chunk in plain.chunks(ROWS_PER_INSERT) {
+        let mut plain = plain.into_iter().peekable();
+        while plain.peek().is_some() {
+            let chunk: Vec<AuditEntry> = plain.by_ref().take(ROWS_PER_INSERT).collect();
             let mut sql = String::from(
                 "INSERT INTO audit (sequence, time, actor, action, details, prev_hash, hash) VALUES ",
             );
@@ -508,20 +522,24 @@ impl Appender {
                     ", (?, ?, ?, ?, ?, ?, ?)"
                 });
             }
-            let mut query = sqlx::query(&sql);
-            for &e in chunk {
-                query = query
+            script.statement(&sql);
+            for e in chunk {
+                script
                     .bind(e.sequence as i64)
                     .bind(e.time)
-                    .bind(e.actor.as_str())
-                    .bind(e.action.as_str())
-                    .bind(e.details.as_str())
-                    .bind(e.prev_hash.as_slice())
-                    .bind(e.hash.as_slice());
+                    .bind(e.actor)
+                    .bind(e.action)
+                    .bind(e.details)
+                    .bind(e.prev_hash.to_vec())
+                    .bind(e.hash.to_vec());
             }
-            query.execute(&mut *conn).await?;
         }
-        store::set_meta(conn, HEAD, &self.head.encode()).await
+        script
+            .statement(
+                "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(HEAD)
+            .bind(head);
     }
 }
 

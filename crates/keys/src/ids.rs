@@ -59,9 +59,11 @@ numeric_id!(
 );
 
 /// A security module's identity: the address of its keyload files.
+///
+/// Shared, not copied, by every token the module issues (a clone is a reference count).
 #[doc(alias = "SM ID")]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SecurityModuleId(String);
+pub struct SecurityModuleId(std::sync::Arc<str>);
 
 impl SecurityModuleId {
     /// The ID as text.
@@ -78,7 +80,7 @@ impl FromStr for SecurityModuleId {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(IdError::SecurityModule)
         }

@@ -5,6 +5,7 @@
 mod batch;
 mod issue;
 mod key_change;
+mod tids;
 mod verify;
 
 pub use issue::{IssuedToken, TokenRequest};
@@ -215,6 +216,7 @@ pub struct SecurityModule {
     trusted_kmc: KmcPublicKey,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<Slot, Arc<CachedKey>>>,
+    tids: Mutex<Option<tids::TidLedger>>,
 }
 
 impl std::fmt::Debug for SecurityModule {
@@ -333,6 +335,7 @@ impl SecurityModule {
             trusted_kmc,
             clock,
             cache: Mutex::new(HashMap::new()),
+            tids: Mutex::new(None),
         })
     }
 
@@ -410,6 +413,7 @@ impl SecurityModule {
             trusted_kmc,
             clock: Arc::new(SystemClock),
             cache: Mutex::new(HashMap::new()),
+            tids: Mutex::new(None),
         })
     }
 

@@ -316,3 +316,117 @@ async fn time_moves_on_between_batches() {
         first[1].token.tid().unwrap().get() - 1 + 60
     );
 }
+
+async fn reopen(w: &mut World) {
+    let sm = SecurityModule::open(&w.sm_path(), &Passphrase::new(fixture::SM_PASS).unwrap())
+        .await
+        .unwrap()
+        .with_clock(Arc::new(w.clock.clone()));
+    std::mem::replace(&mut w.sm, sm).close().await;
+}
+
+fn tids(issued: &[sts_keys::IssuedToken]) -> Vec<u32> {
+    issued
+        .iter()
+        .map(|t| t.token.tid().unwrap().get())
+        .collect()
+}
+
+/// The last TIDs live in memory; the audit log is their durable record. A module reopened in
+/// the same minute, or after a burst of TIDs ahead of the clock, continues every meter's TIDs.
+#[tokio::test]
+async fn reopened_in_the_same_minute_and_after_a_burst() {
+    let mut w = loaded_world().await;
+    let now = tid_now(&w);
+    let (a, b, c) = (
+        unique_meter(&w, 1),
+        unique_meter(&w, 2),
+        unique_meter(&w, 3),
+    );
+    // A burst: 100 tokens for `a` in one minute (TIDs up to now + 99), one for `b`.
+    let mut burst = vec![(a, credit(1)); 100];
+    burst.push((b, credit(1)));
+    w.sm.issue_many(&burst).await.unwrap();
+    // Reopened in the same minute.
+    reopen(&mut w).await;
+    let issued =
+        w.sm.issue_many(&[(a, credit(1)), (b, credit(1))])
+            .await
+            .unwrap();
+    assert_eq!(tids(&issued), [now + 100, now + 1]);
+
+    // Ten minutes on, other meters are vended in several batches (the ledger drops what no
+    // longer matters).
+    w.clock
+        .set("2026-06-01 12:10".parse::<UtcMinute>().unwrap());
+    let later = tid_now(&w);
+    for n in 10..13 {
+        w.sm.issue(&unique_meter(&w, n), credit(1)).await.unwrap();
+    }
+    let issued =
+        w.sm.issue_many(&[(a, credit(1)), (c, credit(1))])
+            .await
+            .unwrap();
+    assert_eq!(tids(&issued), [now + 101, later]);
+    // Reopened: `a`'s TIDs are still ahead of the clock, found in an older batch entry;
+    // `b`'s last TID is in the past and no longer matters.
+    reopen(&mut w).await;
+    let issued =
+        w.sm.issue_many(&[(a, credit(1)), (b, credit(1)), (c, credit(1))])
+            .await
+            .unwrap();
+    assert_eq!(tids(&issued), [now + 102, later, later + 1]);
+    assert!(w.sm.verify_audit().await.unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_clock_that_goes_back() {
+    let w = loaded_world().await;
+    let (a, b) = (unique_meter(&w, 1), unique_meter(&w, 2));
+    let at_noon = w.sm.issue(&a, credit(1)).await.unwrap();
+    // Five minutes on, another meter: `a`'s TID is in the past and leaves the ledger.
+    w.clock
+        .set("2026-06-01 12:05".parse::<UtcMinute>().unwrap());
+    let later = w.sm.issue(&b, credit(1)).await.unwrap();
+    // The clock goes back to noon: both meters continue after their last TIDs.
+    w.clock
+        .set("2026-06-01 12:00".parse::<UtcMinute>().unwrap());
+    let issued =
+        w.sm.issue_many(&[(a, credit(1)), (b, credit(1))])
+            .await
+            .unwrap();
+    assert_eq!(
+        tids(&issued),
+        [
+            at_noon.token.tid().unwrap().get() + 1,
+            later.token.tid().unwrap().get() + 1
+        ]
+    );
+    // A meter without tokens gets the TID of the (earlier) current minute.
+    let other = w.sm.issue(&unique_meter(&w, 3), credit(1)).await.unwrap();
+    assert_eq!(other.token.tid().unwrap().get(), tid_now(&w));
+}
+
+/// Two modules (two connections) on one store file, taking turns: each sees the other's
+/// tokens (the store's audit head moved) and continues after them.
+#[tokio::test]
+async fn two_processes_on_one_store() {
+    let w = loaded_world().await;
+    let other = SecurityModule::open(&w.sm_path(), &Passphrase::new(fixture::SM_PASS).unwrap())
+        .await
+        .unwrap()
+        .with_clock(Arc::new(w.clock.clone()));
+    let meters: Vec<_> = (0..50).map(|n| unique_meter(&w, n)).collect();
+    let batch: Vec<_> = meters.iter().map(|m| (*m, credit(1))).collect();
+    let now = tid_now(&w);
+    for round in 0..6u32 {
+        let sm = if round % 2 == 0 { &w.sm } else { &other };
+        let issued = sm.issue_many(&batch).await.unwrap();
+        assert!(
+            tids(&issued).iter().all(|&t| t == now + round),
+            "round {round}"
+        );
+    }
+    other.close().await;
+    assert!(w.sm.verify_audit().await.unwrap() > 6);
+}

@@ -16,10 +16,11 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     AppState, Caller, Role, VendError, VendRequest,
-    auth::{AUDIT_READERS, READERS},
+    auth::{AUDIT_READERS, READERS, REPORT_READERS},
     console,
-    meters::parse_pan,
+    meters::{parse_pan, parse_service},
     openapi::document,
+    tariff::TariffSet,
 };
 
 /// The router of the whole API over `state`, with the operator console under `/console/`.
@@ -39,6 +40,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/campaigns", get(list_campaigns))
         .route("/v1/campaigns/{id}", get(get_campaign))
         .route("/v1/audit", get(audit))
+        .route("/v1/tariffs", post(create_tariff).get(list_tariffs))
+        .route("/v1/tariffs/{id}", get(get_tariff))
+        .route("/v1/reports/daily", get(daily_report))
         .with_state(state.clone())
         .merge(console::router(state.clone()))
         .fallback(|| async { VendError::NotFound("route".into()) })
@@ -291,6 +295,138 @@ async fn audit(
         .unwrap_or(0);
     let rows = state.db().audit(after, page.limit()).await?;
     Ok(Json(json!({"audit": rows})))
+}
+
+/// A tariff version as answered: its JSON with `in_force` (the version of its utility and TI
+/// in force now).
+fn tariff_json(tariff: &crate::Tariff, set: &TariffSet, now: i64) -> Value {
+    let mut v = tariff.to_json();
+    v["in_force"] = Value::Bool(set.is_in_force(tariff, now));
+    v
+}
+
+async fn create_tariff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<Response, VendError> {
+    caller.require(&[Role::Admin], "create tariffs")?;
+    let tariff = state
+        .db()
+        .create_tariff(Some(&caller.key_id), &body)
+        .await?;
+    let db = state.db();
+    let set = TariffSet::new(db.tariffs().await?);
+    Ok((
+        StatusCode::CREATED,
+        Json(tariff_json(&tariff, &set, db.now())),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TariffFilter {
+    utility: Option<String>,
+    ti: Option<String>,
+}
+
+async fn list_tariffs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(filter): Params<TariffFilter>,
+) -> Result<Json<Value>, VendError> {
+    caller.require(READERS, "read tariffs")?;
+    let mut problems = std::collections::BTreeMap::new();
+    let utility = filter
+        .utility
+        .as_deref()
+        .map(parse_service)
+        .transpose()
+        .map_err(|e| problems.insert("utility".to_owned(), e))
+        .ok()
+        .flatten();
+    let ti = filter
+        .ti
+        .as_deref()
+        .map(str::parse::<sts_core::TariffIndex>)
+        .transpose()
+        .map_err(|_| problems.insert("ti".to_owned(), "a tariff index, 00 to 99".to_owned()))
+        .ok()
+        .flatten();
+    if !problems.is_empty() {
+        return Err(VendError::fields(problems));
+    }
+    let tariffs: Vec<Value> = state
+        .db()
+        .tariffs_in_force()
+        .await?
+        .iter()
+        .filter(|(t, _)| utility.is_none_or(|u| t.utility() == u))
+        .filter(|(t, _)| ti.is_none_or(|i| t.tariff_index() == i))
+        .map(|(t, in_force)| {
+            let mut v = t.to_json();
+            v["in_force"] = Value::Bool(*in_force);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"tariffs": tariffs})))
+}
+
+async fn get_tariff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, VendError> {
+    caller.require(READERS, "read tariffs")?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| VendError::field("id", "a tariff version ID (an integer)"))?;
+    let db = state.db();
+    let tariff = db.tariff(id).await?;
+    let set = TariffSet::new(db.tariffs().await?);
+    Ok(Json(tariff_json(&tariff, &set, db.now())))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+async fn daily_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: header::HeaderMap,
+    Params(query): Params<ReportQuery>,
+) -> Result<Response, VendError> {
+    caller.require(REPORT_READERS, "read sales reports")?;
+    let csv = match query.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => return Err(VendError::field("format", "json or csv")),
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with("text/csv"))),
+    };
+    let report = state
+        .db()
+        .daily_report(query.from.as_deref(), query.to.as_deref())
+        .await?;
+    if csv {
+        let disposition = format!("attachment; filename=\"{}\"", report.file_name());
+        Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
+            report.to_csv(),
+        )
+            .into_response())
+    } else {
+        Ok(Json(report.to_json()).into_response())
+    }
 }
 
 async fn list_campaigns(

@@ -69,6 +69,9 @@ pub(crate) const READERS: &[Role] = &[Role::Admin, Role::Vendor, Role::Engineer,
 /// The roles that may read the audit table.
 pub(crate) const AUDIT_READERS: &[Role] = &[Role::Admin, Role::Auditor];
 
+/// The roles that may read the sales reports.
+pub(crate) const REPORT_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
 /// The caller, once its API key is verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -231,7 +234,8 @@ impl Database {
     }
 
     /// The caller of a whole API key, if it is known and not revoked. The digest is compared
-    /// in constant time. A key verified in the last [`CALLER_TTL`] is answered from memory.
+    /// in constant time. A key verified in the last 2 seconds (`CALLER_TTL`) is answered from
+    /// memory.
     ///
     /// # Errors
     /// [`VendError::Unauthorized`]; database failures.

@@ -31,6 +31,7 @@ mod decode;
 mod form;
 mod meters;
 mod page;
+mod report;
 mod session;
 mod sign_in;
 mod vends;
@@ -81,6 +82,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/console/audit", get(audit::trail))
         .route("/console/campaigns", get(campaigns::list))
         .route("/console/campaigns/{id}", get(campaigns::show))
+        .route("/console/reports/daily", get(report::daily))
+        .route("/console/reports/daily.csv", get(report::daily_csv))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
         .layer(middleware::map_response(security_headers))

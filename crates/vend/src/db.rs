@@ -10,6 +10,7 @@ use sqlx::{
     AnyPool, Executor,
     any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers},
 };
+use sts_keys::{Clock, SystemClock};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::VendError;
@@ -24,7 +25,7 @@ pub enum Backend {
 }
 
 /// A connection pool to the vend database, migrated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
@@ -33,6 +34,19 @@ pub struct Database {
     write_lock: Option<Arc<Mutex<()>>>,
     /// API keys verified in the last [`crate::auth::CALLER_TTL`], by the digest of the key.
     pub(crate) callers: Arc<std::sync::Mutex<crate::auth::CallerCache>>,
+    /// The tariff versions last read (they never change; new ones are noticed by count).
+    pub(crate) tariff_cache: Arc<std::sync::Mutex<crate::tariff::TariffCache>>,
+    /// Where the time of a sale comes from (which tariff is in force, which month's
+    /// allowance, the day of the daily report).
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Database {
@@ -91,7 +105,22 @@ impl Database {
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             callers: Arc::default(),
+            tariff_cache: Arc::default(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads the time of sales from `clock` instead of the system clock (tests, replays).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time now by this database's clock, in Unix seconds.
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        self.clock.unix_seconds()
     }
 
     /// The engine.
@@ -178,7 +207,7 @@ where
     }
 }
 
-/// Rows per multi-row statement: with at most 10 columns, 1,000 parameters, far below
+/// Rows per multi-row statement: with at most 14 columns, 1,400 parameters, far below
 /// SQLite's (32,766) and PostgreSQL's (65,535) limits.
 pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 

@@ -62,6 +62,19 @@ pub enum VendError {
         /// Its status.
         status: String,
     },
+    /// A money vend when no tariff of the meter's utility and tariff index is in force at the
+    /// time of the sale.
+    #[error(
+        "no {utility} tariff for TI {ti} is in force at {at}: an admin creates one (POST /v1/tariffs or `sts tariff set`)"
+    )]
+    NoTariff {
+        /// The utility (service) sold.
+        utility: String,
+        /// The tariff index of the meter's key.
+        ti: String,
+        /// The time of the sale (RFC 3339).
+        at: String,
+    },
     /// The security module refused the token (no key, key expired, credit limit ...).
     #[error("the security module refused: {0}")]
     Refused(SmError),
@@ -119,6 +132,7 @@ impl VendError {
             Self::RequestIdReused(_) => (StatusCode::CONFLICT, "request_id_reused"),
             Self::KeyChangePending(_) => (StatusCode::CONFLICT, "key_change_pending"),
             Self::MeterNotActive { .. } => (StatusCode::CONFLICT, "meter_not_active"),
+            Self::NoTariff { .. } => (StatusCode::CONFLICT, "no_tariff"),
             Self::Refused(e) if sm_internal(e) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
             Self::TidConflict(_) => (StatusCode::SERVICE_UNAVAILABLE, "tid_conflict"),

@@ -540,6 +540,46 @@ pub(crate) async fn lock_many(
     Ok(meters)
 }
 
+/// Writes the last TID and update time of each of `meters` (what a batch of credit vends
+/// changes) with one `UPDATE ... FROM` per chunk; bumps their versions.
+pub(crate) async fn store_last_tids(
+    tx: &mut Transaction<'_, Any>,
+    meters: &[&Meter],
+) -> Result<(), VendError> {
+    for chunk in meters.chunks(crate::db::ROWS_PER_STATEMENT) {
+        // `(VALUES ...) AS v (columns)` is not SQLite; a UNION ALL of SELECTs is both.
+        let mut rows = String::new();
+        for i in 0..chunk.len() {
+            let n = i * 4;
+            if i > 0 {
+                rows.push_str(" UNION ALL ");
+            }
+            rows.push_str(&format!(
+                "SELECT ${} AS pan, ${} AS last_tid, ${} AS last_tid_base, ${} AS updated",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4
+            ));
+        }
+        let sql = format!(
+            "UPDATE meters SET last_tid = v.last_tid, last_tid_base = v.last_tid_base, \
+             updated = v.updated, version = meters.version + 1 \
+             FROM ({rows}) AS v WHERE meters.pan = v.pan"
+        );
+        let mut query = sqlx::query(&sql);
+        for meter in chunk {
+            query = query
+                .bind(meter.pan.as_str())
+                .bind(meter.last_tid.map(|(_, t)| i64::from(t.get())))
+                .bind(meter.last_tid.map(|(base, _)| base.to_string()))
+                .bind(meter.updated);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Writes every column of `meter` but the identity and creation time; bumps the version.
 pub(crate) async fn store(tx: &mut Transaction<'_, Any>, meter: &Meter) -> Result<(), VendError> {
     let [sgc, ti, krn, kt, bd, dkga] = key_binds(&meter.target);

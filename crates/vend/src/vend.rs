@@ -1,12 +1,23 @@
 //! Vending: one client request ID, one result, issued through the security module and
 //! recorded in the same transaction that allocates the meter's TID.
+//!
+//! Credit is priced at the time of the sale (the database's clock): a money vend buys units
+//! at the tariff version in force for the token's utility and the TI of the key it is made
+//! under ([`pricing`]); the first units or money purchase of a calendar month (UTC) to a meter
+//! whose tariff has a free allowance brings a second token with it, recorded in `allowances`
+//! (one per meter and month) in the same transaction.
 
 mod batch;
+mod pricing;
 
 use batch::Answer;
 pub(crate) use batch::Batcher;
+use pricing::{Priced, allowances_issued, price};
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -18,10 +29,12 @@ use sts_core::{
 use sts_keys::{KeyCheckValue, TokenRequest, sm::describe};
 
 use crate::{
-    AppState, Caller, KeyChangePolicy, Role, VendError, audit, campaign,
-    db::{ROWS_PER_STATEMENT, now_seconds, placeholders},
+    AppState, Caller, KeyChangePolicy, KeyRecord, Role, VendError, audit, calendar, campaign,
+    db::{ROWS_PER_STATEMENT, placeholders},
     meters::{self, Meter, MeterStatus, parse_pan, parse_service, service_name},
+    money::Decimal,
     retry,
+    tariff::{MAX_CURRENCY_DECIMALS, Sale, Tariff, units_text},
 };
 
 /// What a vend request asks for, by the role it needs.
@@ -60,7 +73,8 @@ pub struct VendRequest {
     pub request_id: String,
     /// The meter's PAN (18 digits) or DRN (11 or 13).
     pub meter: String,
-    /// The token: `{"type": "credit", "amount": "12.5"}` ...
+    /// The token: `{"type": "credit", "amount": "12.5"}` (units),
+    /// `{"type": "money", "amount": "100.00"}` (money, priced by the tariff in force) ...
     pub token: Map<String, Value>,
 }
 
@@ -68,7 +82,14 @@ pub struct VendRequest {
 #[derive(Debug, Clone, Copy)]
 enum Spec {
     Token(VendKind, TokenRequest),
-    KeyChange { include_sgc: bool },
+    /// Credit bought with money: the units come from the tariff in force at the sale.
+    Money {
+        service: Service,
+        money: Decimal,
+    },
+    KeyChange {
+        include_sgc: bool,
+    },
 }
 
 const MAX_REQUEST_ID: usize = 128;
@@ -175,6 +196,20 @@ fn parse_spec(token: &Map<String, Value>, utility: Option<Service>) -> Result<Sp
                 },
             )
         }
+        "money" => {
+            only(token, &["service", "amount"])?;
+            let money = Decimal::parse(required_text(token, "amount")?, MAX_CURRENCY_DECIMALS)
+                .map_err(|e| {
+                    VendError::field("token.amount", format!("{e} (money, in currency units)"))
+                })?;
+            if money.is_zero() {
+                return Err(VendError::field("token.amount", "must be more than 0"));
+            }
+            Spec::Money {
+                service: service(token, None)?.unwrap_or(default_service),
+                money,
+            }
+        }
         "currency" => {
             only(token, &["service", "amount"])?;
             let amount = CurrencyAmount::parse(required_text(token, "amount")?)
@@ -265,7 +300,7 @@ fn parse_spec(token: &Map<String, Value>, utility: Option<Service>) -> Result<Sp
         _ => {
             return Err(VendError::field(
                 "token.type",
-                "one of credit, currency, max_power, phase_unbalance, clear_credit, clear_tamper, tariff_rate, water_factor, key_change",
+                "one of credit, money, currency, max_power, phase_unbalance, clear_credit, clear_tamper, tariff_rate, water_factor, key_change",
             ));
         }
     };
@@ -276,6 +311,7 @@ impl Spec {
     fn kind(self) -> VendKind {
         match self {
             Self::Token(kind, _) => kind,
+            Self::Money { .. } => VendKind::Credit,
             Self::KeyChange { .. } => VendKind::KeyChange,
         }
     }
@@ -285,6 +321,9 @@ impl Spec {
         let token = match self {
             Self::KeyChange { include_sgc } => {
                 json!({"type": "key_change", "include_sgc": include_sgc})
+            }
+            Self::Money { service, money } => {
+                json!({"type": "money", "service": service_name(service), "amount": money.normalized().to_string()})
             }
             Self::Token(_, request) => match request {
                 TokenRequest::TransferCredit { service, amount } => {
@@ -393,7 +432,49 @@ struct Record<'a> {
     tid_base: String,
     /// A key change set was issued before the token.
     with_key_change: bool,
+    /// The key record the tokens were made under (after a key change set, the new one).
+    key: KeyRecord,
+    /// The tariff version in force for a credit vend.
+    tariff: Option<&'a Tariff>,
+    /// Money sold for units.
+    sale: Option<Sale>,
+    /// The units the purchase token carries, in tenths.
+    units: Option<u32>,
+    /// The free allowance issued with the vend.
+    allowance: Option<Grant>,
     now: i64,
+}
+
+/// A month's free allowance, issued with a vend as a token of its own.
+#[derive(Debug, Clone)]
+struct Grant {
+    /// `YYYY-MM` (UTC).
+    month: String,
+    amount: TransferAmount,
+    tid: Option<u32>,
+    tariff_id: i64,
+}
+
+impl Grant {
+    fn json(&self) -> Value {
+        json!({
+            "month": self.month,
+            "units": units_text(self.amount.value()),
+            "tid": self.tid,
+            "tariff_id": self.tariff_id,
+        })
+    }
+}
+
+/// The TI, KRN and SGC (and key type) of a key record, as a vend result and its receipt show
+/// them.
+fn key_json(k: &KeyRecord) -> Value {
+    json!({
+        "sgc": k.supply_group.to_string(),
+        "ti": k.tariff_index.to_string(),
+        "krn": k.key_revision.to_string(),
+        "kt": k.key_type.to_string(),
+    })
 }
 
 /// Writes a vend's result, tokens and audit entry inside `tx`; returns the answer.
@@ -435,6 +516,13 @@ async fn record_many(
                 "check_value": kcv,
                 "key_change": r.key_change,
                 "amount": r.amount,
+                "key": key_json(&r.key),
+                "tariff": r.tariff.map(Tariff::vend_json),
+                "money": match (r.sale, r.tariff) {
+                    (Some(sale), Some(tariff)) => sale.json(tariff),
+                    _ => Value::Null,
+                },
+                "allowance": r.allowance.as_ref().map(Grant::json),
                 "created": r.now,
                 "reprint": false,
             });
@@ -448,8 +536,9 @@ async fn record_many(
         .collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created) VALUES {}",
-            placeholders(chunk.len(), 10)
+            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created, \
+             tariff_id, units_tenths, money_minor, allowance_tenths) VALUES {}",
+            placeholders(chunk.len(), 14)
         );
         let mut query = sqlx::query(&sql);
         for row in chunk {
@@ -464,7 +553,14 @@ async fn record_many(
                 .bind(row.kcv.as_deref())
                 .bind(r.tid.map(i64::from))
                 .bind(r.key_id)
-                .bind(r.now);
+                .bind(r.now)
+                .bind(r.tariff.map(Tariff::id))
+                .bind(r.units.map(i64::from))
+                .bind(match (r.sale, r.tariff) {
+                    (Some(sale), Some(tariff)) => sale.minor_units(tariff),
+                    _ => None,
+                })
+                .bind(r.allowance.as_ref().map(|a| i64::from(a.amount.value())));
         }
         query.execute(&mut **tx).await?;
     }
@@ -491,6 +587,27 @@ async fn record_many(
         }
         query.execute(&mut **tx).await?;
     }
+    let grants: Vec<(&Record<'_>, &Grant)> = records
+        .iter()
+        .filter_map(|r| r.allowance.as_ref().map(|g| (r, g)))
+        .collect();
+    for chunk in grants.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO allowances (pan, month, request_id, tariff_id, tenths, created) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (r, g) in chunk {
+            query = query
+                .bind(r.pan.as_str())
+                .bind(g.month.as_str())
+                .bind(r.request_id)
+                .bind(g.tariff_id)
+                .bind(i64::from(g.amount.value()))
+                .bind(r.now);
+        }
+        query.execute(&mut **tx).await?;
+    }
     let entries: Vec<audit::Entry<'_>> = rows
         .iter()
         .map(|row| {
@@ -500,7 +617,7 @@ async fn record_many(
                 request_id: Some(r.request_id),
                 sm_id: Some(r.sm_id),
                 kcv: row.kcv.as_deref(),
-                action: if r.with_key_change && matches!(r.spec, Spec::Token(..)) {
+                action: if r.with_key_change && !matches!(r.spec, Spec::KeyChange { .. }) {
                     "vend.key_change_and_token"
                 } else {
                     match r.spec.kind() {
@@ -514,6 +631,9 @@ async fn record_many(
                     "tokens": r.rows.len(),
                     "tid": r.tid,
                     "request": row.request,
+                    "tariff": r.tariff.map(|t| json!({"id": t.id(), "version": t.version()})),
+                    "money": r.sale.map(|s| s.money.to_string()),
+                    "allowance": r.allowance.as_ref().map(|g| units_text(g.amount.value())),
                 }),
             }
         })
@@ -560,7 +680,8 @@ impl AppState {
     /// # Errors
     /// [`VendError::Invalid`], [`VendError::Forbidden`], [`VendError::NotFound`],
     /// [`VendError::RequestIdReused`], [`VendError::KeyChangePending`],
-    /// [`VendError::MeterNotActive`], [`VendError::Refused`], database failures.
+    /// [`VendError::MeterNotActive`], [`VendError::NoTariff`], [`VendError::Refused`],
+    /// database failures.
     pub async fn vend(
         &self,
         caller: &Caller,
@@ -581,8 +702,8 @@ impl AppState {
         let (roles, action) = spec.kind().roles();
         caller.require(roles, action)?;
         let started = std::time::Instant::now();
-        let batched = match spec {
-            Spec::Token(VendKind::Credit, _) => {
+        let batched = match spec.kind() {
+            VendKind::Credit => {
                 self.vend_batched(caller, &request.request_id, pan, &request.token)
                     .await
             }
@@ -675,17 +796,47 @@ impl AppState {
                 status: meter.status.to_string(),
             });
         }
+        let now = db.now();
         let mut rows = Vec::new();
         let mut key_change = Value::Null;
         let want_key_change = match spec {
             Spec::KeyChange { include_sgc } => Some(include_sgc),
-            Spec::Token(..) if meter.key_change_pending() => match self.key_change_policy() {
+            _ if meter.key_change_pending() => match self.key_change_policy() {
                 KeyChangePolicy::IssueFirst => Some(false),
                 KeyChangePolicy::Refuse => {
                     return Err(VendError::KeyChangePending(pan.to_string()));
                 }
             },
-            Spec::Token(..) => None,
+            _ => None,
+        };
+        // The token is made under the key the meter holds once a key change set is entered:
+        // its TI chooses the tariff. Priced before anything is issued, so a refusal (no
+        // tariff, too little money) issues nothing.
+        let key = if want_key_change.is_some() {
+            meter.target
+        } else {
+            meter.current
+        };
+        // Only credit reads the tariffs (one `COUNT(*)` while they are unchanged).
+        let tariffs = if spec.kind() == VendKind::Credit {
+            db.tariff_set(&mut tx).await?
+        } else {
+            Arc::default()
+        };
+        let priced = price(spec, &tariffs, key.tariff_index, now)?;
+        let month = calendar::month(now);
+        let allowance_due = match priced.as_ref().and_then(Priced::allowance) {
+            Some(allowance) => {
+                if allowances_issued(&mut tx, &month, &[pan.as_str()])
+                    .await?
+                    .is_empty()
+                {
+                    Some(allowance)
+                } else {
+                    None
+                }
+            }
+            None => None,
         };
         let mut check_value = None;
         if let Some(include_sgc) = want_key_change {
@@ -708,40 +859,35 @@ impl AppState {
         }
         let mut tid_issued = None;
         let mut amount = Value::Null;
-        if let Spec::Token(_, request) = spec {
+        let mut grant = None;
+        if let Some(priced) = &priced {
             let description = meter.description(&meter.current);
-            let issued = sm.issue(&description, request).await?;
-            if let Some(tid) = issued.token.tid() {
-                let base = description.base_date;
-                if let Some((last_base, last)) = meter.last_tid
-                    && last_base == base
-                    && tid.get() <= last.get()
-                {
-                    tracing::error!(
-                        pan = pan.as_str(),
-                        tid = tid.get(),
-                        last = last.get(),
-                        "security module TID is not after the recorded one"
-                    );
-                    return Err(VendError::TidConflict(pan.to_string()));
-                }
-                meter.last_tid = Some((base, tid));
-                tid_issued = Some(tid.get());
-            }
+            let issued = sm.issue(&description, priced.request).await?;
+            let tid = check_tid(&mut meter, description.base_date, &issued.token)?;
+            tid_issued = tid;
             check_value = issued.check_value.or(check_value);
-            rows.push(IssuedRow {
-                number: issued.number,
-                class: issued.token.class().get(),
-                subclass: issued.token.subclass().get(),
-                tid: issued.token.tid().map(|t| t.get()),
-                description: describe(
-                    &issued.token,
-                    issued.token.tid().map(|t| t.to_time(description.base_date)),
-                ),
-            });
+            rows.push(issued_row(&issued, description.base_date, None));
             amount = credit_amount(&issued.token);
+            if let (Some((request, allowance)), Some(tariff)) = (allowance_due, priced.tariff) {
+                // A refused allowance does not undo the sale: the meter's next purchase this
+                // month gets it.
+                match sm.issue(&description, request).await {
+                    Ok(issued) => {
+                        let tid = check_tid(&mut meter, description.base_date, &issued.token)?;
+                        rows.push(issued_row(&issued, description.base_date, Some(&month)));
+                        grant = Some(Grant {
+                            month: month.clone(),
+                            amount: allowance,
+                            tid,
+                            tariff_id: tariff.id(),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(request_id, pan = pan.as_str(), error = %e, "free allowance refused by the security module: left for the next purchase");
+                    }
+                }
+            }
         }
-        let now = now_seconds();
         let body = record(
             &mut tx,
             &Record {
@@ -758,6 +904,11 @@ impl AppState {
                 amount,
                 tid_base: meter.current.base_date.to_string(),
                 with_key_change: want_key_change.is_some(),
+                key: meter.current,
+                tariff: priced.as_ref().and_then(|p| p.tariff),
+                sale: priced.as_ref().and_then(|p| p.sale),
+                units: priced.as_ref().and_then(Priced::units),
+                allowance: grant,
                 now,
             },
         )
@@ -838,6 +989,54 @@ fn meter_key_json(meter: &Meter, target: bool) -> Value {
         "base_date": k.base_date.to_string(),
         "dkga": k.derivation.to_string(),
     })
+}
+
+/// Checks that the TID of `token` (if dated) is after the meter's last recorded one and
+/// records it as the last.
+///
+/// # Errors
+/// [`VendError::TidConflict`].
+fn check_tid(
+    meter: &mut Meter,
+    base: sts_core::BaseDate,
+    token: &Token,
+) -> Result<Option<u32>, VendError> {
+    let Some(tid) = token.tid() else {
+        return Ok(None);
+    };
+    if let Some((last_base, last)) = meter.last_tid
+        && last_base == base
+        && tid.get() <= last.get()
+    {
+        tracing::error!(
+            pan = meter.pan.as_str(),
+            tid = tid.get(),
+            last = last.get(),
+            "security module TID is not after the recorded one"
+        );
+        return Err(VendError::TidConflict(meter.pan.to_string()));
+    }
+    meter.last_tid = Some((base, tid));
+    Ok(Some(tid.get()))
+}
+
+/// A token as stored and answered; `allowance` names the month of a free allowance token.
+fn issued_row(
+    issued: &sts_keys::IssuedToken,
+    base: sts_core::BaseDate,
+    allowance: Option<&str>,
+) -> IssuedRow {
+    let described = describe(&issued.token, issued.token.tid().map(|t| t.to_time(base)));
+    IssuedRow {
+        number: issued.number,
+        class: issued.token.class().get(),
+        subclass: issued.token.subclass().get(),
+        tid: issued.token.tid().map(|t| t.get()),
+        description: match allowance {
+            Some(month) => format!("free allowance for {month}: {described}"),
+            None => described,
+        },
+    }
 }
 
 /// The credit a token carries (null for other tokens).

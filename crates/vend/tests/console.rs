@@ -846,6 +846,145 @@ async fn logs_at_info_name_no_token_key_or_session(engine: Engine) {
     }
 }
 
+async fn money_vends_show_tariff_money_and_allowance_and_the_daily_report(engine: Engine) {
+    let w = world(engine).await;
+    w.register(w.meter_body(PAN)).await;
+    let mut c = Client::new(&w);
+    c.sign_in(&w.vendor).await;
+    let page = c.get(&format!("/console/meters/{PAN}")).await;
+    assert!(page.has("No tariff is in force"), "{}", page.text);
+    assert!(!page.has("value=\"money\""), "no money without a tariff");
+    let t = w
+        .post(
+            "/v1/tariffs",
+            &w.admin,
+            json!({"utility": "electricity", "ti": "01", "currency": "ZAR", "price": "2.4536", "allowance": "50"}),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
+    let page = c.get(&format!("/console/meters/{PAN}")).await;
+    assert!(
+        page.has("Tariff in force: 2.4536 ZAR/kWh (version 1, ID 1); free allowance 50.0 kWh"),
+        "{}",
+        page.text
+    );
+    assert!(page.has("value=\"money\""));
+    // Too little money: refused on the meter page, nothing recorded.
+    let refused = c
+        .post(
+            &format!("/console/meters/{PAN}/credit"),
+            &[
+                ("csrf", &page.field("csrf")),
+                ("request_id", &page.field("request_id")),
+                ("type", "money"),
+                ("amount", "0.10"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.has("amount: 0.10 ZAR buys less than 0.1 kWh at 2.4536 ZAR/kWh; the least is 0.25"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(vend_count(&w, PAN).await, 0);
+    let page = c.get(&format!("/console/meters/{PAN}")).await;
+    let request_id = page.field("request_id");
+    let done = c
+        .post(
+            &format!("/console/meters/{PAN}/credit"),
+            &[
+                ("csrf", &page.field("csrf")),
+                ("request_id", &request_id),
+                ("type", "money"),
+                ("amount", "100.00"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    let result = c.get(done.location()).await;
+    let tokens = shown_tokens(&result.text);
+    assert_eq!(tokens.len(), 2, "the sale and the free allowance");
+    assert!(
+        result.has("40.7 kWh for 100.00 ZAR + 50.0 kWh free allowance"),
+        "{}",
+        result.text
+    );
+    let vend = w
+        .get(&format!("/v1/vends/{request_id}"), &w.admin)
+        .await
+        .body;
+    let receipt = c.get(&format!("/console/vends/{request_id}/receipt")).await;
+    assert_eq!(receipt.status, StatusCode::OK);
+    for needle in [
+        "<th scope=\"row\">TI</th><td>01</td>".to_owned(),
+        "<th scope=\"row\">KRN</th><td>2</td>".to_owned(),
+        format!("<th scope=\"row\">SGC</th><td>{}</td>", w.sgc),
+        "electricity TI 01, version 1 (ID 1): 2.4536 ZAR/kWh, in force from 2026-06-01 12:00 UTC"
+            .to_owned(),
+        "<th scope=\"row\">Paid</th><td>100.00 ZAR</td>".to_owned(),
+        "40.7 kWh at 2.4536 = 99.86152 ZAR".to_owned(),
+        "0.13848 ZAR (not on the token)".to_owned(),
+        format!(
+            "50.0 kWh for 2026-06 (its own token, TID {})",
+            vend["allowance"]["tid"]
+        ),
+        "free allowance for 2026-06".to_owned(),
+        grouped(numbers(&vend)[0].as_str()),
+        grouped(numbers(&vend)[1].as_str()),
+    ] {
+        assert!(
+            receipt.has(&needle),
+            "{needle} not in the receipt:\n{}",
+            receipt.text
+        );
+    }
+
+    // The daily report: not for vendors; for auditors, with a CSV download.
+    assert!(
+        !receipt.has("/console/reports/daily"),
+        "no report link for a vendor"
+    );
+    assert_eq!(
+        c.get("/console/reports/daily").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut a = Client::new(&w);
+    let home = a.sign_in(&w.auditor).await;
+    assert!(home.has("href=\"/console/reports/daily\""));
+    let today = a.get("/console/reports/daily").await;
+    assert_eq!(today.status, StatusCode::OK, "{}", today.text);
+    assert!(
+        today.has("value=\"2026-06-01\""),
+        "today by the service's clock"
+    );
+    assert!(
+        today.has("<td class=\"number\">40.7</td>"),
+        "{}",
+        today.text
+    );
+    assert!(today.has("<td class=\"number\">100.00 ZAR</td>"));
+    assert!(today.has("<td class=\"number\">50.0</td>"));
+    let csv = a
+        .get("/console/reports/daily.csv?from=2026-06-01&to=2026-06-01")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(
+        csv.text.starts_with("day,vendor,vendor_name,"),
+        "{}",
+        csv.text
+    );
+    assert!(csv.text.contains(",100.00,1,50.0\r\n"), "{}", csv.text);
+    let bad = a.get("/console/reports/daily?from=2026-02-30&to=x").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.has("from: no such date") && bad.has("to: expected a date YYYY-MM-DD"),
+        "{}",
+        bad.text
+    );
+}
+
 on_both_engines!(
     a_vendor_signs_in_vends_reprints_decodes_and_signs_out,
     roles_are_those_of_the_json_api,
@@ -855,4 +994,5 @@ on_both_engines!(
     hostile_input_gets_an_error_page_never_a_panic,
     receipts_show_the_key_record_each_vend_was_issued_under,
     logs_at_info_name_no_token_key_or_session,
+    money_vends_show_tariff_money_and_allowance_and_the_daily_report,
 );

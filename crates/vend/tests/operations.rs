@@ -71,9 +71,21 @@ async fn health_metrics_and_openapi(engine: Engine) {
         "/v1/api-keys",
         "/v1/api-keys/{id}",
         "/v1/audit",
+        "/v1/tariffs",
+        "/v1/tariffs/{id}",
+        "/v1/reports/daily",
     ] {
         assert!(doc.body["paths"][path].is_object(), "{path}");
     }
+    let token_types = &doc.body["components"]["schemas"]["VendRequest"]["properties"]["token"]["properties"]
+        ["type"]["enum"];
+    assert!(
+        token_types
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("money")),
+        "{token_types}"
+    );
     let none = w.get("/v2/nothing", &w.admin).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     assert_eq!(none.body["code"], "not_found");

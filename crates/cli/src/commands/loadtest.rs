@@ -60,9 +60,13 @@ pub(crate) struct LoadtestArgs {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// The credit of each token, in units (kWh ...).
+    /// The credit of each token, in units (kWh ...); with --money, the money paid.
     #[arg(long, default_value = "1.0")]
     amount: String,
+    /// Sell money (`{"type": "money"}`), priced by the tariff in force for the meters (TI 01:
+    /// create one with `sts tariff set`), instead of units.
+    #[arg(long)]
+    money: bool,
 }
 
 /// One answer the service gave: the status, or `None` for a connection failure.
@@ -80,6 +84,8 @@ struct Target {
     pans: Vec<MeterPan>,
     run: String,
     amount: String,
+    /// The token type: `credit` (units) or `money`.
+    kind: &'static str,
     next: AtomicU64,
     done: AtomicU64,
     limit: Option<u64>,
@@ -241,7 +247,7 @@ async fn client(target: Arc<Target>) -> Vec<Sample> {
         let body = json!({
             "request_id": format!("{}-{n}", target.run),
             "meter": target.pans[meter].as_str(),
-            "token": {"type": "credit", "amount": target.amount},
+            "token": {"type": target.kind, "amount": target.amount},
         })
         .to_string();
         let started = Instant::now();
@@ -335,6 +341,7 @@ pub(crate) fn run(args: &LoadtestArgs, json: bool) -> Outcome {
             pans,
             run: format!("loadtest-{started_at}-{}", std::process::id()),
             amount: args.amount.clone(),
+            kind: if args.money { "money" } else { "credit" },
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
             limit: args.requests,

@@ -60,7 +60,7 @@ pub(crate) enum ApiKeyCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,25 +2,27 @@
 //! batch allows: the sqlx SQLite driver runs each statement on its worker thread, so a
 //! statement per token would cost more than the token.
 //!
-//! A batch reads the last TIDs of all its meters with one statement per base date and writes
-//! them back with one multi-row upsert (the PANs travel as one JSON array: one bound
-//! parameter, whatever the batch size); it reads each vending key's credit total once and
-//! writes it once; and it records its tokens as one audit entry per
-//! [`MAX_RECORDS_PER_ENTRY`](crate::audit::records) records.
+//! A batch reads each vending key's credit total once and writes it once, and records its
+//! tokens as one audit entry per 65,536 records; the meters' last TIDs come from memory (see
+//! [`super::tids`]).
 
-use std::{collections::HashMap, fmt::Write as _, sync::Arc};
+use std::sync::Arc;
 
 use serde_json::json;
 use sqlx::{Row, SqliteConnection};
-use sts_core::{BaseDate, MeterDescription, MeterPan, TokenIdentifier};
+use sts_core::MeterDescription;
 
-use super::{CachedKey, SecurityModule, Slot, SmError};
+use super::{
+    CachedKey, SecurityModule, Slot, SmError,
+    tids::{PerBaseDate, TID_MAX, TOKEN_BATCH},
+};
 use crate::{
     KeyAttributes, KeyCheckValue, VendingKeyType,
     audit::{
-        Appender,
-        records::{KeyChangeRecord, RecordsWriter, TokenRecord},
+        Appender, AuditHead,
+        records::{KeyChangeRecord, MAX_RECORDS_PER_ENTRY, RecordsWriter, TokenRecord},
     },
+    store::Script,
 };
 
 /// The vending keys a batch uses, looked up once each.
@@ -98,133 +100,20 @@ impl Credits {
         Ok(&mut self.slots[at].1)
     }
 
-    async fn flush(&self, conn: &mut SqliteConnection) -> Result<(), SmError> {
+    fn write_into(&self, script: &mut Script) {
         for ((sgc, key_type, krn), c) in &self.slots {
             if c.added == 0 {
                 continue;
             }
-            sqlx::query(
-                "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
-            )
-            .bind(i64::try_from(c.added).unwrap_or(i64::MAX))
-            .bind(i64::from(*sgc))
-            .bind(key_type.abbreviation())
-            .bind(krn.to_string())
-            .execute(&mut *conn)
-            .await?;
+            script
+                .statement(
+                    "UPDATE keys SET credit_issued = MIN(credit_issued + ?, 9223372036854775807) WHERE sgc = ? AND key_type = ? AND krn = ?",
+                )
+                .bind(i64::try_from(c.added).unwrap_or(i64::MAX))
+                .bind(i64::from(*sgc))
+                .bind(key_type.abbreviation())
+                .bind(krn.to_string());
         }
-        Ok(())
-    }
-}
-
-/// A meter's TIDs in a batch: the last one issued (by the store before, or in the batch).
-#[derive(Clone, Copy)]
-pub(super) struct MeterTid {
-    pub(super) last: Option<TokenIdentifier>,
-    issued: bool,
-}
-
-/// The last TIDs of a batch's meters, per PAN and base date.
-pub(super) struct Tids {
-    meters: HashMap<(MeterPan, BaseDate), MeterTid>,
-}
-
-impl Tids {
-    /// Reads the last TIDs of `meters` (duplicates allowed): one statement per base date.
-    pub(super) async fn load(
-        conn: &mut SqliteConnection,
-        meters: impl Iterator<Item = (MeterPan, BaseDate)>,
-    ) -> Result<Self, SmError> {
-        let mut map = HashMap::new();
-        for key in meters {
-            map.entry(key).or_insert(MeterTid {
-                last: None,
-                issued: false,
-            });
-        }
-        let mut by_base: Vec<(BaseDate, String)> = Vec::new();
-        for (pan, base) in map.keys() {
-            let at = match by_base.iter().position(|(b, _)| b == base) {
-                Some(at) => at,
-                None => {
-                    by_base.push((*base, String::with_capacity(map.len() * 21 + 2)));
-                    by_base.len() - 1
-                }
-            };
-            let list = &mut by_base[at].1;
-            list.push(if list.is_empty() { '[' } else { ',' });
-            list.push('"');
-            list.push_str(pan.as_str());
-            list.push('"');
-        }
-        for (base, mut list) in by_base {
-            list.push(']');
-            let rows = sqlx::query(
-                "SELECT pan, last_tid FROM meter_tids \
-                 WHERE base_date = ? AND pan IN (SELECT value FROM json_each(?))",
-            )
-            .bind(base.to_string())
-            .bind(list)
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
-                let pan: MeterPan = row
-                    .get::<&str, _>(0)
-                    .parse()
-                    .map_err(|_| crate::StoreError::Corrupt("meter_tids pan".into()))?;
-                let tid = u32::try_from(row.get::<i64, _>(1))
-                    .ok()
-                    .and_then(|v| TokenIdentifier::from_raw(v).ok())
-                    .ok_or_else(|| crate::StoreError::Corrupt("meter_tids last_tid".into()))?;
-                if let Some(m) = map.get_mut(&(pan, base)) {
-                    m.last = Some(tid);
-                }
-            }
-        }
-        Ok(Self { meters: map })
-    }
-
-    /// The meter's last TID (`None` when it has none, or was not loaded).
-    pub(super) fn last(&self, meter: &MeterDescription) -> Option<TokenIdentifier> {
-        self.meters
-            .get(&(meter.pan, meter.base_date))
-            .and_then(|m| m.last)
-    }
-
-    /// Records `tid` as the meter's last.
-    pub(super) fn set(&mut self, meter: &MeterDescription, tid: TokenIdentifier) {
-        self.meters.insert(
-            (meter.pan, meter.base_date),
-            MeterTid {
-                last: Some(tid),
-                issued: true,
-            },
-        );
-    }
-
-    /// Writes the TIDs the batch issued: one multi-row upsert.
-    async fn flush(&self, conn: &mut SqliteConnection) -> Result<(), SmError> {
-        let mut rows = String::new();
-        for ((pan, base), m) in &self.meters {
-            if let (true, Some(tid)) = (m.issued, m.last) {
-                rows.push(if rows.is_empty() { '[' } else { ',' });
-                // PANs are digits, base dates are years: nothing to escape.
-                let _ = write!(rows, "[\"{pan}\",\"{base}\",{}]", tid.get());
-            }
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        rows.push(']');
-        sqlx::query(
-            "INSERT INTO meter_tids (pan, base_date, last_tid) \
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true \
-             ON CONFLICT (pan, base_date) DO UPDATE SET last_tid = excluded.last_tid",
-        )
-        .bind(rows)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
     }
 }
 
@@ -238,6 +127,7 @@ pub(super) struct BatchAudit {
     writer: RecordsWriter,
     tokens: bool,
     credit_units: u64,
+    tid_max: PerBaseDate,
 }
 
 impl BatchAudit {
@@ -252,7 +142,7 @@ impl BatchAudit {
             sm,
             conn,
             time,
-            "token.issue-batch",
+            TOKEN_BATCH,
             RecordsWriter::tokens(capacity),
             true,
         )
@@ -294,13 +184,29 @@ impl BatchAudit {
             writer,
             tokens,
             credit_units: 0,
+            tid_max: PerBaseDate::default(),
         })
+    }
+
+    /// The audit head: before the first record, the store's at the start of the batch.
+    pub(super) fn head(&self) -> AuditHead {
+        self.appender.head()
+    }
+
+    /// Continues the running maximum TID from the store's (see [`super::tids`]).
+    pub(super) fn continue_tid_max(&mut self, max: PerBaseDate) {
+        self.tid_max = max;
+    }
+
+    /// The running maximum TID, with the batch's.
+    pub(super) fn tid_max(&self) -> PerBaseDate {
+        self.tid_max
     }
 
     /// Where the next record goes: its entry's sequence number and its index there.
     fn next(&mut self) -> (u64, u32) {
         if self.writer.is_full() {
-            self.close_entry();
+            self.close_entry(MAX_RECORDS_PER_ENTRY);
         }
         (self.appender.next_sequence(), self.writer.len() as u32)
     }
@@ -308,6 +214,9 @@ impl BatchAudit {
     /// Records a token; returns its entry and index there.
     pub(super) fn token(&mut self, record: &TokenRecord) -> (u64, u32) {
         let at = self.next();
+        if let Some(tid) = record.tid {
+            self.tid_max.raise(record.meter.base_date, tid);
+        }
         self.credit_units = self
             .credit_units
             .saturating_add(record.credit_units.unwrap_or(0));
@@ -322,11 +231,12 @@ impl BatchAudit {
         at
     }
 
-    fn close_entry(&mut self) {
+    /// Chains the records so far as an entry; the next entry has room for `capacity`.
+    fn close_entry(&mut self, capacity: usize) {
         let fresh = if self.tokens {
-            RecordsWriter::tokens(self.writer.len())
+            RecordsWriter::tokens(capacity)
         } else {
-            RecordsWriter::key_changes(self.writer.len())
+            RecordsWriter::key_changes(capacity)
         };
         let writer = std::mem::replace(&mut self.writer, fresh);
         if writer.is_empty() {
@@ -340,6 +250,7 @@ impl BatchAudit {
         let mut details = json!({"sm": self.sm, "records": writer.len(), "kcv": kcv});
         if self.tokens {
             details["credit_units"] = json!(self.credit_units);
+            details[TID_MAX] = self.tid_max.to_json();
         }
         self.credit_units = 0;
         self.appender.push_with_records(
@@ -351,21 +262,21 @@ impl BatchAudit {
         );
     }
 
-    /// Writes the batch: credit totals, last TIDs, audit entries and head.
+    /// Writes the batch: credit totals, audit entries and head; returns the new head.
     pub(super) async fn flush(
         mut self,
         conn: &mut SqliteConnection,
         credits: Option<&Credits>,
-        tids: Option<&Tids>,
-    ) -> Result<(), SmError> {
+    ) -> Result<AuditHead, SmError> {
+        // One round trip: credit totals, audit entries, head.
+        let mut script = Script::default();
         if let Some(credits) = credits {
-            credits.flush(conn).await?;
+            credits.write_into(&mut script);
         }
-        if let Some(tids) = tids {
-            tids.flush(conn).await?;
-        }
-        self.close_entry();
-        self.appender.flush(conn).await?;
-        Ok(())
+        self.close_entry(0);
+        let head = self.appender.head();
+        self.appender.write_into(&mut script);
+        script.execute(conn).await?;
+        Ok(head)
     }
 }

@@ -5,9 +5,12 @@ use sts_core::{
     TokenIdentifier, TokenNumber, TransferAmount, UtcMinute, token::MeterTestFormat,
 };
 
+use sqlx::Connection;
+
 use super::{
     CachedKey, SecurityModule, SmError,
-    batch::{BatchAudit, BatchKeys, Credits, Tids},
+    batch::{BatchAudit, BatchKeys, Credits},
+    tids::{LedgerLoan, MeterKey, TidLedger},
 };
 use crate::{
     KeyAttributes, KeyCheckValue, SecurityModuleId, VendingKeyType, audit::TokenRecord, random,
@@ -268,35 +271,28 @@ impl SecurityModule {
         // The RND nibbles of the whole batch in one call to the OS CSPRNG.
         let mut nibbles = vec![0u8; requests.len()];
         random::fill(&mut nibbles)?;
-        let mut tx = self.pool.begin().await?;
+        // The store's only connection, held until the ledger is back (see `LedgerLoan`).
+        let mut conn = self.pool.acquire().await?;
+        let mut loan = LedgerLoan::take(&self.tids);
+        let mut tx = conn.begin().await?;
         let mut audit = BatchAudit::tokens(self, &mut tx, now_seconds, requests.len()).await?;
-        let mut tids = Tids::load(
-            &mut tx,
-            requests.iter().filter_map(|r| {
-                let (meter, request, _) = r.parts();
-                request.uses_key().then_some((meter.pan, meter.base_date))
-            }),
-        )
-        .await?;
-        let mut keys = BatchKeys::default();
-        let mut credits = Credits::default();
+        let ledger = TidLedger::ready(loan.ledger.take(), &mut tx, audit.head(), now).await?;
+        let ledger = loan.ledger.insert(ledger);
+        ledger.reserve(requests.len());
+        audit.continue_tid_max(ledger.max());
+        let mut batch = TokenBatch {
+            now,
+            keys: BatchKeys::default(),
+            credits: Credits::default(),
+            ledger,
+        };
         let mut issued = Vec::with_capacity(requests.len());
         for (r, nibble) in requests.iter().zip(nibbles) {
             let (meter, request, floor) = r.parts();
             let (token, number, check_value, credit_units) = if request.uses_key() {
-                let key = keys.get(self, &mut tx, meter).await?;
-                let (token, credit_units) = self
-                    .checked_token(
-                        &mut tx,
-                        &mut tids,
-                        &mut credits,
-                        &key,
-                        now,
-                        meter,
-                        request,
-                        floor,
-                        nibble,
-                    )
+                let key = batch.keys.get(self, &mut tx, meter).await?;
+                let (token, credit_units) = batch
+                    .checked_token(&mut tx, &key, meter, request, floor, nibble)
                     .await?;
                 let number = token.encode(Some(&cipher(&key, meter)?))?;
                 (token, number, Some(key.check_value), credit_units)
@@ -321,21 +317,32 @@ impl SecurityModule {
                 audit_record,
             });
         }
-        audit.flush(&mut tx, Some(&credits), Some(&tids)).await?;
+        let TokenBatch {
+            credits, ledger, ..
+        } = batch;
+        let tid_max = audit.tid_max();
+        let head = audit.flush(&mut tx, Some(&credits)).await?;
         tx.commit().await?;
+        ledger.commit(tid_max, head);
         Ok(issued)
     }
+}
 
+/// A batch of tokens in the making: what it has looked up and what it has issued so far.
+struct TokenBatch<'l> {
+    now: UtcMinute,
+    keys: BatchKeys,
+    credits: Credits,
+    ledger: &'l mut TidLedger,
+}
+
+impl TokenBatch<'_> {
     /// Applies the key's attributes to a token request and assigns its TID; counts its
     /// credit and its TID in the batch.
-    #[allow(clippy::too_many_arguments)]
     async fn checked_token(
-        &self,
+        &mut self,
         tx: &mut sqlx::SqliteConnection,
-        tids: &mut Tids,
-        credits: &mut Credits,
         key: &CachedKey,
-        now: UtcMinute,
         meter: &MeterDescription,
         request: TokenRequest,
         floor: Option<TokenIdentifier>,
@@ -343,13 +350,13 @@ impl SecurityModule {
     ) -> Result<(Token, Option<u64>), SmError> {
         let a = &key.attributes;
         check_fit(a, meter)?;
-        check_issuing(a, now)?;
+        check_issuing(a, self.now)?;
         let credit = request.credit_units();
         if credit.is_some() && a.key_type == VendingKeyType::Default {
             return Err(SmError::DefaultKeyCredit);
         }
         if let Some(requested) = credit {
-            let issued = credits.get(tx, a).await?;
+            let issued = self.credits.get(tx, a).await?;
             let limit = a.credit_limit.get();
             match issued.total.checked_add(requested) {
                 Some(total) if total <= limit => {
@@ -365,14 +372,16 @@ impl SecurityModule {
                 }
             }
         }
-        let last = tids.last(meter).max(floor);
-        let tid = TokenIdentifier::next_after(now, meter.base_date, last)?;
-        if tid.is_expired_under(a.key_expiry) {
-            return Err(SmError::KeyExpiryNumberPassed {
-                key_expiry: a.key_expiry,
-            });
-        }
-        tids.set(meter, tid);
+        let now = self.now;
+        let tid = self.ledger.assign(MeterKey::of(meter), |last| {
+            let tid = TokenIdentifier::next_after(now, meter.base_date, last.max(floor))?;
+            if tid.is_expired_under(a.key_expiry) {
+                return Err(SmError::KeyExpiryNumberPassed {
+                    key_expiry: a.key_expiry,
+                });
+            }
+            Ok(tid)
+        })?;
         Ok((
             request.token(RandomNumber::from_low_bits(nibble), tid),
             credit,

@@ -2,10 +2,13 @@
 
 use sts_core::{KeyChange, KeyChangeSet, MeterDescription, UtcMinute};
 
+use sqlx::Connection;
+
 use super::{
     SecurityModule, SmError,
     batch::{BatchAudit, BatchKeys},
     issue::{check_active, check_fit, check_issuing, cipher},
+    tids::LedgerLoan,
 };
 use crate::{KeyCheckValue, SecurityModuleId, audit::KeyChangeRecord};
 
@@ -86,8 +89,11 @@ impl SecurityModule {
     ) -> Result<Vec<IssuedKeyChange>, SmError> {
         let now_seconds = self.clock.unix_seconds();
         let now = UtcMinute::from_unix_seconds(now_seconds);
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut loan = LedgerLoan::take(&self.tids);
+        let mut tx = conn.begin().await?;
         let mut audit = BatchAudit::key_changes(self, &mut tx, now_seconds, requests.len()).await?;
+        let before = audit.head();
         let mut keys = BatchKeys::default();
         let mut issued = Vec::with_capacity(requests.len());
         for r in requests {
@@ -132,8 +138,12 @@ impl SecurityModule {
                 audit_record,
             });
         }
-        audit.flush(&mut tx, None, None).await?;
+        let after = audit.flush(&mut tx, None).await?;
         tx.commit().await?;
+        // Key change tokens carry no TID: the TID ledger stays valid.
+        if let Some(ledger) = &mut loan.ledger {
+            ledger.carry(before, after);
+        }
         Ok(issued)
     }
 }

@@ -17,7 +17,7 @@ use super::{
     },
     session::{Operator, random_hex},
 };
-use crate::{KeyRecord, Meter, VendError, auth::READERS, meters::parse_pan};
+use crate::{KeyRecord, Meter, Tariff, VendError, auth::READERS, meters::parse_pan};
 
 /// Meters per page of the list, vends per page of a meter's history.
 const PAGE: i64 = 50;
@@ -138,12 +138,18 @@ pub(super) async fn meter_page(
     let pan = parse_pan(pan)?;
     let meter = console.app.db().meter(&pan).await?;
     let vends = console.app.vends_of(&pan, before, PAGE).await?;
+    // The next vend is made under the target key record (after a pending key change set).
+    let tariff = console
+        .app
+        .db()
+        .tariff_in_force(meter.utility, meter.target.tariff_index)
+        .await?;
     let role = operator.caller.role;
     let form_id =
         || -> Result<String, VendError> { Ok(format!("console-{}", &random_hex()?[..32])) };
     let body = html! {
         (key_record(&meter))
-        @if may_credit(role) { (credit_form(&meter, &operator.csrf, &form_id()?)) }
+        @if may_credit(role) { (credit_form(&meter, tariff.as_ref(), &operator.csrf, &form_id()?)) }
         @if may_manage(role) {
             (management_form(&meter.pan, &operator.csrf, &form_id()?))
             (key_change_form(&meter, &operator.csrf, &form_id()?))
@@ -211,22 +217,38 @@ fn key_record(meter: &Meter) -> Markup {
     }
 }
 
-fn credit_form(meter: &Meter, csrf: &str, request_id: &str) -> Markup {
+fn credit_form(meter: &Meter, tariff: Option<&Tariff>, csrf: &str, request_id: &str) -> Markup {
     let unit = meter.utility.unit();
     html! {
         section aria-labelledby="credit-heading" {
             h2 #credit-heading { "Vend credit" }
+            p #tariff-in-force {
+                @match tariff {
+                    Some(t) => {
+                        "Tariff in force: " (t.price()) " " (t.currency()) "/" (unit)
+                        " (version " (t.version()) ", ID " (t.id()) ")"
+                        @if let Some(a) = t.allowance_tenths() {
+                            "; free allowance " (a / 10) "." (a % 10) " " (unit) " with the first purchase of each month (UTC)"
+                        }
+                        "."
+                    },
+                    None => { "No tariff is in force for this meter's utility and TI: money cannot be sold, units can." },
+                }
+            }
             form method="post" action={ "/console/meters/" (meter.pan) "/credit" } {
                 (hidden(csrf, request_id))
                 p {
                     label for="credit_type" { "Kind" }
-                    select #credit_type name="type" {
+                    select #credit_type name="type" aria-describedby="tariff-in-force" {
                         option value="credit" selected { "Units (" (unit) ")" }
-                        option value="currency" { "Currency" }
+                        @if let Some(t) = tariff {
+                            option value="money" { "Money (" (t.currency()) ", priced by the tariff)" }
+                        }
+                        option value="currency" { "Currency token" }
                     }
                 }
                 p {
-                    label for="amount" { "Amount (units with at most one decimal, or currency)" }
+                    label for="amount" { "Amount (units with at most one decimal, money, or currency)" }
                     input #amount type="text" name="amount" inputmode="decimal" autocomplete="off"
                         required;
                 }
@@ -303,7 +325,17 @@ pub(super) fn summary(vend: &Value) -> String {
             .as_str()
             .and_then(|s| crate::meters::parse_service(s).ok())
             .map_or("units", |s| s.unit());
-        return format!("{units} {unit}");
+        let mut text = format!("{units} {unit}");
+        if let (Some(paid), Some(currency)) = (
+            vend["money"]["paid"].as_str(),
+            vend["money"]["currency"].as_str(),
+        ) {
+            text.push_str(&format!(" for {paid} {currency}"));
+        }
+        if let Some(free) = vend["allowance"]["units"].as_str() {
+            text.push_str(&format!(" + {free} {unit} free allowance"));
+        }
+        return text;
     }
     if let Some(currency) = amount["currency"].as_str() {
         return format!("currency {currency}");

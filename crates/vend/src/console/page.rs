@@ -8,7 +8,10 @@ use maud::{DOCTYPE, Markup, html};
 use sts_core::UtcMinute;
 
 use super::session::Operator;
-use crate::{Role, VendError, auth::AUDIT_READERS};
+use crate::{
+    Role, VendError,
+    auth::{AUDIT_READERS, REPORT_READERS},
+};
 
 /// A finished page: status and HTML.
 pub(super) struct Page {
@@ -56,6 +59,9 @@ pub(super) fn page(
                             li { a href="/console/meters" { "Meters" } }
                             li { a href="/console/decode" { "Decode token" } }
                             li { a href="/console/campaigns" { "Campaigns" } }
+                            @if REPORT_READERS.contains(&role) {
+                                li { a href="/console/reports/daily" { "Daily sales" } }
+                            }
                             @if AUDIT_READERS.contains(&role) {
                                 li { a href="/console/audit" { "Audit trail" } }
                             }

@@ -51,8 +51,9 @@ pub(super) async fn credit(
     let request_id = form_request_id(&fields)?;
     let kind = match fields.get("type") {
         None | Some("credit") => "credit",
+        Some("money") => "money",
         Some("currency") => "currency",
-        Some(_) => return Err(Problem::Form("type: credit or currency".to_owned())),
+        Some(_) => return Err(Problem::Form("type: credit, money or currency".to_owned())),
     };
     let mut token = Map::new();
     token.insert("type".into(), text(kind));
@@ -237,9 +238,7 @@ pub(super) async fn result(
         table.record {
             tbody {
                 tr { th scope="row" { "What" } td { (summary(&vend)) } }
-                @if let Some(tariff) = vend.get("tariff").filter(|t| !t.is_null()) {
-                    tr { th scope="row" { "Tariff" } td { (plain(tariff)) } }
-                }
+                (sale_rows(&vend))
                 tr { th scope="row" { "TID" } td { @if let Some(tid) = vend["tid"].as_u64() { (tid) } @else { "-" } } }
                 tr { th scope="row" { "Issued" } td { (vend["created"].as_i64().map(time).unwrap_or_default()) } }
                 tr { th scope="row" { "Request ID" } td { code { (request_id) } } }
@@ -261,6 +260,48 @@ pub(super) async fn result(
     })
 }
 
+/// The TI, KRN and SGC a stored result names (`key`), as text.
+fn key_of(vend: &Value) -> Option<(String, String, String)> {
+    let k = &vend["key"];
+    Some((
+        k["ti"].as_str()?.to_owned(),
+        k["krn"].as_str()?.to_owned(),
+        k["sgc"].as_str()?.to_owned(),
+    ))
+}
+
+/// The tariff, money and free allowance rows of a result and its receipt (none for a vend
+/// that has none).
+fn sale_rows(vend: &Value) -> Markup {
+    let tariff = &vend["tariff"];
+    let money = &vend["money"];
+    let allowance = &vend["allowance"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let unit = text(&tariff["unit"]);
+    html! {
+        @if tariff.is_object() {
+            tr { th scope="row" { "Tariff" } td {
+                (text(&tariff["utility"])) " TI " (text(&tariff["ti"])) ", version " (plain(&tariff["version"]))
+                " (ID " (plain(&tariff["id"])) "): " (text(&tariff["price"])) " " (text(&tariff["currency"])) "/" (unit)
+                ", in force from " (text(&tariff["effective_from"]).replace('T', " ").replace(":00Z", " UTC"))
+            } }
+        }
+        @if money.is_object() {
+            @let currency = text(&money["currency"]);
+            tr { th scope="row" { "Paid" } td { (text(&money["paid"])) " " (currency) } }
+            tr { th scope="row" { "Units bought" } td {
+                (text(&money["units"])) " " (unit) " at " (text(&money["price"])) " = " (text(&money["cost"])) " " (currency)
+            } }
+            tr { th scope="row" { "Change" } td { (text(&money["change"])) " " (currency) " (not on the token)" } }
+        }
+        @if allowance.is_object() {
+            tr { th scope="row" { "Free allowance" } td {
+                (text(&allowance["units"])) " " (unit) " for " (text(&allowance["month"])) " (its own token, TID " (plain(&allowance["tid"])) ")"
+            } }
+        }
+    }
+}
+
 /// A key record from a stored result's `key_change.to` (or `from`).
 fn key_record_json(v: &Value) -> Option<KeyRecord> {
     let field = |name: &str| v[name].as_str();
@@ -277,7 +318,8 @@ fn key_record_json(v: &Value) -> Option<KeyRecord> {
 /// How many of a meter's newest vends the receipt searches for past key records.
 const KEY_HISTORY: i64 = 200;
 
-/// The key record a stored vend was issued under. The result does not store it, and the
+/// The key record a stored vend was issued under, for results made before they stored it
+/// (`key`). The result does not store it, and the
 /// meter's record may have changed since, so each candidate is checked: the result's key
 /// change target, the meter's current and target records, and the records before and after
 /// each key change set in the meter's history. The security module must decode the vend's
@@ -337,8 +379,21 @@ pub(super) async fn receipt(
     Path(request_id): Path<String>,
 ) -> Result<Page, Problem> {
     let (vend, pan) = stored(&console, &operator, &request_id).await?;
-    let meter = console.app.db().meter(&pan).await?;
-    let record = issued_under(&console, &meter, &vend).await;
+    // The result names the key record it was made under; older results do not, so the
+    // console finds it by verifying the token.
+    let record = match key_of(&vend) {
+        Some(k) => Some(k),
+        None => {
+            let meter = console.app.db().meter(&pan).await?;
+            issued_under(&console, &meter, &vend).await.map(|r| {
+                (
+                    r.tariff_index.to_string(),
+                    r.key_revision.to_string(),
+                    r.supply_group.to_string(),
+                )
+            })
+        }
+    };
     let body = html! {
         div.receipt {
             table.record {
@@ -346,14 +401,12 @@ pub(super) async fn receipt(
                     tr { th scope="row" { "Meter" } td { (pan) } }
                     tr { th scope="row" { "Date" } td { (vend["created"].as_i64().map(time).unwrap_or_default()) } }
                     tr { th scope="row" { "Units" } td { (summary(&vend)) } }
-                    @if let Some(tariff) = vend.get("tariff").filter(|t| !t.is_null()) {
-                        tr { th scope="row" { "Tariff" } td { (plain(tariff)) } }
-                    }
+                    (sale_rows(&vend))
                     @match &record {
-                        Some(r) => {
-                            tr { th scope="row" { "TI" } td { (r.tariff_index) } }
-                            tr { th scope="row" { "KRN" } td { (r.key_revision) } }
-                            tr { th scope="row" { "SGC" } td { (r.supply_group) } }
+                        Some((ti, krn, sgc)) => {
+                            tr { th scope="row" { "TI" } td { (ti) } }
+                            tr { th scope="row" { "KRN" } td { (krn) } }
+                            tr { th scope="row" { "SGC" } td { (sgc) } }
                         },
                         None => {
                             tr { th scope="row" { "TI, KRN, SGC" } td { "not on record (the key record it was issued under is not known here)" } }

@@ -14,22 +14,27 @@
 //! - a refusal (meter unknown or not active, credit limit, key expiry ...) answers that vend
 //!   only: when the security module refuses the batch, its vends are issued one by one;
 //! - a vend with a key change pending, or any vend of a batch whose transaction fails, goes
-//!   back to the one-by-one path (with its retries), as if it had never been batched.
+//!   back to the one-by-one path (with its retries), as if it had never been batched;
+//! - every vend of a batch is priced at one time, the batch's, against the tariff versions
+//!   read once per batch (a `COUNT(*)`, and a full read only when a version was added), and
+//!   the meters that have had this month's free allowance are read in one statement: the
+//!   first vend of the batch to a meter that has not gets it (its token follows the purchase,
+//!   with the next TID). `allowances (pan, month)` is unique, so even a bug could not issue
+//!   it twice: the batch would fail and go one by one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
-use sts_core::MeterPan;
-use sts_keys::{IssuedToken, SmError, sm::describe};
+use sts_core::{MeterDescription, MeterPan};
+use sts_keys::{IssuedToken, KeyCheckValue, SmError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    IssuedRow, Record, Spec, VendKind, VendOutcome, credit_amount, find_many, parse_spec,
-    record_many, reprint,
+    Grant, IssuedRow, Priced, Record, Spec, VendKind, VendOutcome, allowances_issued, check_tid,
+    credit_amount, find_many, issued_row, parse_spec, price, record_many, reprint,
 };
 use crate::{
-    AppState, VendError,
-    db::now_seconds,
+    AppState, KeyRecord, VendError, calendar,
     meters::{self, Meter, MeterStatus},
     state::WeakState,
 };
@@ -88,6 +93,27 @@ async fn run(state: WeakState, mut receiver: mpsc::UnboundedReceiver<Job>) {
             }
         }
     }
+}
+
+/// A vend of the batch, priced, before the security module issues its tokens.
+struct Pending<'t> {
+    /// The job's index.
+    i: usize,
+    description: MeterDescription,
+    spec: Spec,
+    priced: Priced<'t>,
+}
+
+/// A vend whose purchase token was issued.
+struct Issued {
+    /// Its index in the pending vends.
+    k: usize,
+    rows: Vec<IssuedRow>,
+    tid: Option<u32>,
+    check_value: Option<KeyCheckValue>,
+    amount: Value,
+    key: KeyRecord,
+    grant: Option<Grant>,
 }
 
 /// A vend's place in a batch while the batch runs.
@@ -181,7 +207,12 @@ impl AppState {
         }
         let ids: Vec<&str> = first.keys().copied().collect();
         let stored = find_many(&mut tx, &ids).await?;
-        let mut to_issue = Vec::new();
+        // The time of every sale in the batch, and the tariffs then: one `COUNT(*)` while no
+        // version was added (they are kept in memory), one full read after.
+        let now = db.now();
+        let month = calendar::month(now);
+        let tariffs = db.tariff_set(&mut tx).await?;
+        let mut pending: Vec<Pending<'_>> = Vec::new();
         let mut canonical: Vec<Option<String>> = vec![None; jobs.len()];
         for &i in &order {
             let job = &jobs[i];
@@ -191,10 +222,10 @@ impl AppState {
                 slots[i] = Slot::Done(Err(VendError::NotFound(format!("meter {}", job.pan))));
                 continue;
             };
-            let request = match parse_spec(&job.token, Some(meter.utility)) {
-                Ok(spec @ Spec::Token(VendKind::Credit, request)) => {
+            let spec = match parse_spec(&job.token, Some(meter.utility)) {
+                Ok(spec) if spec.kind() == VendKind::Credit => {
                     canonical[i] = Some(spec.canonical(&job.pan).to_string());
-                    request
+                    spec
                 }
                 Ok(_) => {
                     slots[i] = Slot::Alone;
@@ -228,18 +259,55 @@ impl AppState {
             } else if meter.key_change_pending() {
                 Slot::Alone
             } else {
-                to_issue.push((i, meter.description(&meter.current), request));
-                Slot::Open
+                match price(spec, &tariffs, meter.current.tariff_index, now) {
+                    Ok(Some(priced)) => {
+                        pending.push(Pending {
+                            i,
+                            description: meter.description(&meter.current),
+                            spec,
+                            priced,
+                        });
+                        Slot::Open
+                    }
+                    Ok(None) => Slot::Alone,
+                    Err(e) => Slot::Done(Err(e)),
+                }
             };
         }
-        if to_issue.is_empty() {
+        if pending.is_empty() {
             tx.commit().await?;
             return Ok((slots, canonical));
         }
-        let requests: Vec<_> = to_issue
+        // The free allowance: the first vend of the batch (in arrival order) to a meter that
+        // has not had this month's, under a tariff that has one. One statement for the batch.
+        let mut due: Vec<&str> = pending
             .iter()
-            .map(|(_, description, request)| (*description, *request))
+            .filter(|p| p.priced.allowance().is_some())
+            .map(|p| jobs[p.i].pan.as_str())
             .collect();
+        due.dedup();
+        let had = if due.is_empty() {
+            HashSet::new()
+        } else {
+            allowances_issued(&mut tx, &month, &due).await?
+        };
+        let mut granted: HashSet<&str> = HashSet::new();
+        // Each purchase, followed by its allowance when it brings one: the security module
+        // gives one meter's tokens successive TIDs in this order.
+        let mut to_issue: Vec<(usize, bool)> = Vec::with_capacity(pending.len());
+        let mut requests = Vec::with_capacity(pending.len());
+        for (k, p) in pending.iter().enumerate() {
+            to_issue.push((k, false));
+            requests.push((p.description, p.priced.request));
+            let pan = jobs[p.i].pan.as_str();
+            if let Some((request, _)) = p.priced.allowance()
+                && !had.contains(pan)
+                && granted.insert(pan)
+            {
+                to_issue.push((k, true));
+                requests.push((p.description, request));
+            }
+        }
         let issued: Vec<Result<IssuedToken, SmError>> = match sm.issue_many(&requests).await {
             Ok(tokens) => tokens.into_iter().map(Ok).collect(),
             Err(e) => {
@@ -252,20 +320,17 @@ impl AppState {
                 each
             }
         };
-        let now = now_seconds();
         let sm_id = sm.id().as_str().to_owned();
         let mut stored_meters = Vec::new();
-        // (job, its token, TID, check value, amount, base date of the TID)
-        let mut done = Vec::with_capacity(to_issue.len());
-        for ((i, description, request), issued) in to_issue.iter().zip(issued) {
+        let mut done: Vec<Issued> = Vec::with_capacity(pending.len());
+        for ((k, is_allowance), issued) in to_issue.iter().zip(issued) {
+            let Pending {
+                i,
+                description,
+                priced: p,
+                ..
+            } = &pending[*k];
             let job = &jobs[*i];
-            let issued = match issued {
-                Ok(issued) => issued,
-                Err(e) => {
-                    slots[*i] = Slot::Done(Err(e.into()));
-                    continue;
-                }
-            };
             let key = job.pan.as_str();
             let Some(meter) = meters.get_mut(key) else {
                 slots[*i] = Slot::Done(Err(VendError::Internal(format!(
@@ -273,94 +338,127 @@ impl AppState {
                 ))));
                 continue;
             };
-            let mut tid_issued = None;
-            if let Some(tid) = issued.token.tid() {
-                let base = description.base_date;
-                if let Some((last_base, last)) = meter.last_tid
-                    && last_base == base
-                    && tid.get() <= last.get()
-                {
-                    tracing::error!(
+            let base = description.base_date;
+            if *is_allowance {
+                // Its purchase was issued (it is the last one done) or the token is dropped;
+                // a refused or conflicting allowance does not undo the sale: the meter's next
+                // purchase this month gets it.
+                let Some(last) = done.last_mut().filter(|d| d.k == *k) else {
+                    continue;
+                };
+                let (Ok(issued), Some(tariff), Some((_, amount))) =
+                    (issued, p.tariff, p.allowance())
+                else {
+                    tracing::warn!(
+                        request_id = job.request_id,
                         pan = key,
-                        tid = tid.get(),
-                        last = last.get(),
-                        "security module TID is not after the recorded one"
+                        "free allowance refused by the security module: left for the next purchase"
                     );
-                    slots[*i] = Slot::Done(Err(VendError::TidConflict(key.to_owned())));
+                    continue;
+                };
+                let Ok(tid) = check_tid(meter, base, &issued.token) else {
+                    continue;
+                };
+                last.rows.push(issued_row(&issued, base, Some(&month)));
+                last.grant = Some(Grant {
+                    month: month.clone(),
+                    amount,
+                    tid,
+                    tariff_id: tariff.id(),
+                });
+                continue;
+            }
+            let issued = match issued {
+                Ok(issued) => issued,
+                Err(e) => {
+                    slots[*i] = Slot::Done(Err(e.into()));
                     continue;
                 }
-                meter.last_tid = Some((base, tid));
-                tid_issued = Some(tid.get());
-            }
-            let row = [IssuedRow {
-                number: issued.number,
-                class: issued.token.class().get(),
-                subclass: issued.token.subclass().get(),
-                tid: tid_issued,
-                description: describe(
-                    &issued.token,
-                    issued.token.tid().map(|t| t.to_time(description.base_date)),
-                ),
-            }];
+            };
+            let tid = match check_tid(meter, base, &issued.token) {
+                Ok(tid) => tid,
+                Err(e) => {
+                    slots[*i] = Slot::Done(Err(e));
+                    continue;
+                }
+            };
             if !stored_meters.contains(&key) {
                 stored_meters.push(key);
             }
-            done.push((
-                *i,
-                *request,
-                row,
-                tid_issued,
-                issued.check_value,
-                credit_amount(&issued.token),
-                meter.current.base_date.to_string(),
-            ));
+            done.push(Issued {
+                k: *k,
+                rows: vec![issued_row(&issued, base, None)],
+                tid,
+                check_value: issued.check_value,
+                amount: credit_amount(&issued.token),
+                key: meter.current,
+                grant: None,
+            });
         }
         let records: Vec<Record<'_>> = done
             .iter()
-            .map(|(i, request, rows, tid, check_value, amount, tid_base)| {
+            .map(|d| {
+                let Pending {
+                    i,
+                    description,
+                    spec,
+                    priced: p,
+                } = &pending[d.k];
                 let job = &jobs[*i];
                 Record {
                     key_id: &job.key_id,
                     request_id: &job.request_id,
                     pan: &job.pan,
-                    spec: Spec::Token(VendKind::Credit, *request),
+                    spec: *spec,
                     canonical: canonical[*i].as_deref().unwrap_or_default(),
-                    rows,
-                    tid: *tid,
+                    rows: &d.rows,
+                    tid: d.tid,
                     sm_id: &sm_id,
-                    check_value: *check_value,
+                    check_value: d.check_value,
                     key_change: Value::Null,
-                    amount: amount.clone(),
-                    tid_base: tid_base.clone(),
+                    amount: d.amount.clone(),
+                    tid_base: description.base_date.to_string(),
                     with_key_change: false,
+                    key: d.key,
+                    tariff: p.tariff,
+                    sale: p.sale,
+                    units: p.units(),
+                    allowance: d.grant.clone(),
                     now,
                 }
             })
             .collect();
         let bodies = record_many(&mut tx, &records).await?;
         let mut logged = Vec::with_capacity(done.len());
-        for ((i, _, _, tid, ..), body) in done.iter().zip(bodies) {
-            logged.push((*i, *tid));
-            slots[*i] = Slot::Done(Ok(VendOutcome {
+        for (d, body) in done.iter().zip(bodies) {
+            let i = pending[d.k].i;
+            logged.push((i, d.tid, d.rows.len()));
+            slots[i] = Slot::Done(Ok(VendOutcome {
                 body,
                 reprint: false,
             }));
         }
-        for key in stored_meters {
-            if let Some(meter) = meters.get_mut(key) {
+        let mut changed = Vec::with_capacity(stored_meters.len());
+        for key in &stored_meters {
+            if let Some(meter) = meters.get_mut(*key) {
                 meter.updated = now;
-                meters::store(&mut tx, meter).await?;
             }
         }
+        for key in stored_meters {
+            if let Some(meter) = meters.get(key) {
+                changed.push(meter);
+            }
+        }
+        meters::store_last_tids(&mut tx, &changed).await?;
         tx.commit().await?;
         self.metrics().batch(logged.len());
-        for (i, tid) in logged {
+        for (i, tid, tokens) in logged {
             let job = &jobs[i];
             tracing::info!(
                 request_id = job.request_id,
                 pan = job.pan.as_str(),
                 kind = "credit",
-                tokens = 1,
+                tokens,
                 tid,
                 key = job.key_id,
                 batch = jobs.len(),

@@ -174,7 +174,10 @@ pub async fn world_with(engine: Engine, policy: KeyChangePolicy) -> World {
         Engine::Sqlite => format!("sqlite://{}", dir.path().join("vend.sqlite").display()),
         Engine::Postgres => postgres::fresh_database().await,
     };
-    let db = Database::connect(&url).await.unwrap();
+    let db = Database::connect(&url)
+        .await
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
     let admin = db
         .create_api_key(Role::Admin, "admin", None)
         .await
@@ -273,7 +276,10 @@ impl World {
             .await
             .unwrap();
         sm.import_keyload(file.as_bytes()).await.unwrap();
-        let db = Database::connect(&self.url).await.unwrap();
+        let db = Database::connect(&self.url)
+            .await
+            .unwrap()
+            .with_clock(Arc::new(self.clock.clone()));
         let state = AppState::new(
             db,
             sm,
@@ -294,7 +300,10 @@ impl World {
         .await
         .unwrap()
         .with_clock(Arc::new(self.clock.clone()));
-        let db = Database::connect(&self.url).await.unwrap();
+        let db = Database::connect(&self.url)
+            .await
+            .unwrap()
+            .with_clock(Arc::new(self.clock.clone()));
         let state = AppState::new(
             db,
             sm,
