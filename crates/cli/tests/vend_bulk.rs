@@ -163,4 +163,24 @@ fn bulk_vending_reports_every_row_and_a_second_run_reprints() {
         "{stderr}"
     );
     assert!(!dir.0.join("report.csv").exists(), "nothing written");
+
+    // The service goes away: the rows that could not reach it, and the ones after, fail with
+    // the reason; nothing hangs.
+    let port = server.port;
+    drop(server);
+    let mut rows = String::from("meter,amount,request_id\n");
+    for i in 0..40 {
+        rows.push_str(&format!("{},1,down-{i}\n", meters[0]));
+    }
+    std::fs::write(dir.0.join("sales.csv"), rows).unwrap();
+    let out = bulk(&dir.0, port, &vendor, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows = report(&dir.0);
+    assert_eq!(rows.len(), 40);
+    assert!(rows.iter().all(|r| r[3] == "failed"));
+    assert!(rows[0][5].contains("cannot connect"), "{:?}", rows[0]);
+    assert!(
+        rows.iter().any(|r| r[5].starts_with("not sent:")),
+        "later rows are not sent: {rows:?}"
+    );
 }

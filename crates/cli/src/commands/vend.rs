@@ -9,7 +9,7 @@ use std::{
     process::ExitCode,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -164,8 +164,15 @@ fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>, Failure> {
 }
 
 /// Sends one sale, retrying a connection failure twice on a new connection (the request ID
-/// makes a retry safe: a vend the server did commit comes back as a reprint).
-async fn send(host: &str, api_key: &str, conn: &mut Option<Connection>, sale: &Sale) -> RowResult {
+/// makes a retry safe: a vend the server did commit comes back as a reprint). Once a row
+/// could not reach the service at all, `down` is set and the rows after it are not sent.
+async fn send(
+    host: &str,
+    api_key: &str,
+    conn: &mut Option<Connection>,
+    sale: &Sale,
+    down: &AtomicBool,
+) -> RowResult {
     let body = json!({
         "request_id": sale.request_id,
         "meter": sale.meter,
@@ -181,6 +188,10 @@ async fn send(host: &str, api_key: &str, conn: &mut Option<Connection>, sale: &S
         tokens: String::new(),
         error: String::new(),
     };
+    if down.load(Ordering::Relaxed) {
+        outcome.error = format!("not sent: {host} stopped answering (run the file again later)");
+        return outcome;
+    }
     for attempt in 0..3 {
         if conn.is_none() {
             match Connection::open(host).await {
@@ -223,6 +234,7 @@ async fn send(host: &str, api_key: &str, conn: &mut Option<Connection>, sale: &S
             }
         }
     }
+    down.store(true, Ordering::Relaxed);
     outcome
 }
 
@@ -263,14 +275,16 @@ fn bulk(args: &BulkArgs, json: bool) -> Outcome {
         let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
         let (done_tx, mut done_rx) = mpsc::channel::<RowResult>(args.clients as usize * 4);
         let sent = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(AtomicBool::new(false));
         let host = Arc::new(host);
         let api_key = Arc::new(api_key);
         for _ in 0..args.clients {
-            let (work_rx, done_tx, host, api_key) = (
+            let (work_rx, done_tx, host, api_key, down) = (
                 Arc::clone(&work_rx),
                 done_tx.clone(),
                 Arc::clone(&host),
                 Arc::clone(&api_key),
+                Arc::clone(&down),
             );
             tokio::spawn(async move {
                 let mut conn = None;
@@ -278,7 +292,7 @@ fn bulk(args: &BulkArgs, json: bool) -> Outcome {
                     let Some(sale) = work_rx.lock().await.recv().await else {
                         return;
                     };
-                    let outcome = send(&host, &api_key, &mut conn, &sale).await;
+                    let outcome = send(&host, &api_key, &mut conn, &sale, &down).await;
                     if done_tx.send(outcome).await.is_err() {
                         return;
                     }
