@@ -498,9 +498,89 @@ async fn a_target_key_the_module_does_not_hold_stops_the_run_before_anything_cha
     assert!(m["pending_key_change"].is_null());
 }
 
+async fn a_run_beside_a_vending_server_on_the_same_stores(engine: Engine) {
+    let w = world(engine).await;
+    let pans = meters_on_1993(&w, 200).await;
+    let buyers: Vec<String> = (0..4).map(|i| pan(60_000 + i)).collect();
+    for p in &buyers {
+        w.register(w.meter_body(p)).await;
+    }
+    // A second process's view: its own pool on the database, its own security module
+    // instance on the same SM store.
+    let (other, _) = w.restarted_server().await;
+    let c = other
+        .db()
+        .create_campaign(&rollover(&w, "beside-a-server", 10))
+        .await
+        .unwrap();
+    let vending = {
+        let router = w.router.clone();
+        let (vendor, buyers) = (w.vendor.clone(), buyers.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for round in 0..25 {
+                let calls = buyers.iter().map(|p| {
+                    let (router, vendor, p) = (router.clone(), vendor.clone(), p.clone());
+                    async move {
+                        let body = json!({"request_id": format!("{p}-{round}"), "meter": p,
+                                          "token": {"type": "credit", "amount": "1"}});
+                        support::call(
+                            &router,
+                            Method::POST,
+                            "/v1/vends",
+                            Some(&vendor),
+                            Some(body),
+                        )
+                        .await
+                    }
+                });
+                for a in futures_join(calls).await {
+                    statuses.push(a.status);
+                }
+            }
+            statuses
+        })
+    };
+    let end = other
+        .db()
+        .run_campaign(
+            c.id,
+            other.security_module(),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let statuses = vending.await.unwrap();
+    assert_eq!(end, RunEnd::Done);
+    assert_eq!(statuses.len(), 100);
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+    let all = items(&w, c.id).await;
+    assert_eq!(all.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), pans);
+    w.state.security_module().verify_audit().await.unwrap();
+}
+
+/// Awaits every future, concurrently.
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
 on_both_engines!(
     rollover_sets_are_delivered_with_the_next_purchase_and_the_meter_takes_them,
     a_stopped_run_resumes_after_its_checkpoint_and_does_every_meter_once,
     items_without_a_set_say_why,
     a_target_key_the_module_does_not_hold_stops_the_run_before_anything_changes,
+    a_run_beside_a_vending_server_on_the_same_stores,
 );

@@ -11,13 +11,13 @@ use serde_json::json;
 use sqlx::{Any, Transaction};
 use sts_core::{EncryptionAlgorithm, MeterDescription};
 use sts_keys::{
-    HeldKey, IssuedKeyChange, KeyChangeRequest, SecurityModule, SmError, VendingKeyType,
+    HeldKey, IssuedKeyChange, KeyChangeRequest, SecurityModule, SmError, StoreError, VendingKeyType,
 };
 
 use super::{Campaign, CampaignState, campaign_from_row, filter_sql, key_text};
 use crate::{
     Backend, Database, VendError, audit,
-    db::{now_seconds, placeholders_in},
+    db::{now_seconds, placeholders_in, retryable},
     meters::{KeyRecord, Meter},
     retry,
 };
@@ -342,7 +342,9 @@ impl Database {
     }
 }
 
-/// The security module call of a chunk: every set in one transaction of the module.
+/// The security module call of a chunk: every set in one transaction of the module. A busy
+/// store (another process - `sts serve` - wrote to it between this transaction's read and
+/// write) is tried again, a few times.
 async fn issue(
     sm: &SecurityModule,
     requests: &[KeyChangeRequest],
@@ -350,7 +352,19 @@ async fn issue(
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sm.issue_key_change_many(requests).await?)
+    let mut delay = std::time::Duration::from_millis(2);
+    let mut attempt = 1;
+    loop {
+        match sm.issue_key_change_many(requests).await {
+            Err(SmError::Store(StoreError::Database(e))) if attempt < 8 && retryable(&e) => {
+                tracing::debug!(attempt, error = %e, "security module store busy: trying the chunk again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// The next chunk's meters after the checkpoint, in PAN order (locked on PostgreSQL).
