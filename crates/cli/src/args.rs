@@ -94,6 +94,15 @@ pub(crate) enum Command {
     /// Load a running `sts serve` with concurrent credit vends: vends per second, p50/p99/max
     /// latency, errors by status, and a check that no meter got a TID twice (exit 1 if so).
     Loadtest(crate::commands::loadtest::LoadtestArgs),
+    /// Key change campaigns: move many meters to a new key record (the 2024 TID rollover,
+    /// a new KRN or SGC), their sets computed ahead and handed out with each meter's next
+    /// purchase, or exported for field teams.
+    #[command(subcommand)]
+    Campaign(crate::commands::campaign::CampaignCommand),
+    /// Vend through a running `sts serve`: `sts vend bulk --file sales.csv` sells credit to
+    /// many meters at once, safe to run again (request IDs make repeats reprints).
+    #[command(subcommand)]
+    Vend(crate::commands::vend::VendCommand),
 }
 
 /// Where the key sealing a meter state file comes from.

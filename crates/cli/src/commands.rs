@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+pub(crate) mod campaign;
 mod conformance;
 mod decode;
 mod derive;
@@ -13,6 +14,7 @@ pub(crate) mod report;
 pub(crate) mod serve;
 pub(crate) mod sm;
 pub(crate) mod tariff;
+pub(crate) mod vend;
 
 use crate::{
     Outcome,
@@ -36,5 +38,7 @@ pub(crate) fn run(cli: &Cli) -> Outcome {
         Command::Tariff(command) => tariff::run(command, cli.json),
         Command::Report(command) => report::run(command, cli.json),
         Command::Loadtest(args) => loadtest::run(args, cli.json),
+        Command::Campaign(command) => campaign::run(command, cli.json),
+        Command::Vend(command) => vend::run(command, cli.json),
     }
 }

@@ -37,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/vends/{request_id}", get(get_vend))
         .route("/v1/api-keys", post(create_api_key))
         .route("/v1/api-keys/{id}", delete(revoke_api_key))
+        .route("/v1/campaigns", get(list_campaigns))
+        .route("/v1/campaigns/{id}", get(get_campaign))
         .route("/v1/audit", get(audit))
         .route("/v1/tariffs", post(create_tariff).get(list_tariffs))
         .route("/v1/tariffs/{id}", get(get_tariff))
@@ -425,4 +427,40 @@ async fn daily_report(
     } else {
         Ok(Json(report.to_json()).into_response())
     }
+}
+
+async fn list_campaigns(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, VendError> {
+    caller.require(READERS, "read campaigns")?;
+    let campaigns = state.db().campaigns().await?;
+    Ok(Json(json!({
+        "campaigns": campaigns.iter().map(crate::Campaign::to_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Items without a set shown with a campaign.
+pub(crate) const CAMPAIGN_PROBLEMS: i64 = 20;
+
+async fn get_campaign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, VendError> {
+    caller.require(READERS, "read campaigns")?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| VendError::field("id", "a campaign ID (an integer)"))?;
+    let campaign = state.db().campaign(id).await?;
+    let problems = state
+        .db()
+        .campaign_problems(id, "", CAMPAIGN_PROBLEMS)
+        .await?;
+    let mut body = campaign.to_json();
+    body["problems"] = problems
+        .iter()
+        .map(|p| json!({"pan": p.pan, "state": p.state, "reason": p.reason}))
+        .collect();
+    Ok(Json(body))
 }

@@ -26,6 +26,7 @@
 //! [`AUDIT_READERS`]: crate::auth::AUDIT_READERS
 
 mod audit;
+mod campaigns;
 mod decode;
 mod form;
 mod meters;
@@ -79,6 +80,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/console/vends/{request_id}/receipt", get(vends::receipt))
         .route("/console/decode", get(decode::form).post(decode::decode))
         .route("/console/audit", get(audit::trail))
+        .route("/console/campaigns", get(campaigns::list))
+        .route("/console/campaigns/{id}", get(campaigns::show))
         .route("/console/reports/daily", get(report::daily))
         .route("/console/reports/daily.csv", get(report::daily_csv))
         .route("/console/static/console.css", get(css))

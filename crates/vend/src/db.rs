@@ -234,6 +234,20 @@ pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
     out
 }
 
+/// As [`placeholders`], in the style that binds fastest on `backend`: anonymous `?` on
+/// SQLite, `$n` on PostgreSQL. (sqlx looks every parameter of a statement up by name, and
+/// SQLite finds a numbered name by a linear search: with `$n`, binding a statement of `p`
+/// parameters costs `p * p`, which dominated multi-row inserts of thousands of parameters.)
+pub(crate) fn placeholders_in(backend: Backend, rows: usize, columns: usize) -> String {
+    match backend {
+        Backend::Postgres => placeholders(rows, columns),
+        Backend::Sqlite => {
+            let row = format!("({})", vec!["?"; columns].join(", "));
+            vec![row; rows].join(", ")
+        }
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_seconds() -> i64 {
     std::time::SystemTime::now()
@@ -243,12 +257,18 @@ pub(crate) fn now_seconds() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::placeholders;
+    use super::{Backend, placeholders, placeholders_in};
 
     #[test]
     fn placeholders_number_every_parameter_in_order() {
         assert_eq!(placeholders(1, 1), "($1)");
         assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(placeholders(0, 3), "");
+        assert_eq!(
+            placeholders_in(Backend::Postgres, 2, 2),
+            "($1, $2), ($3, $4)"
+        );
+        assert_eq!(placeholders_in(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(placeholders_in(Backend::Sqlite, 0, 2), "");
     }
 }

@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod auth;
 mod calendar;
+mod campaign;
 mod console;
 mod db;
 mod error;
@@ -21,6 +22,10 @@ mod vend;
 pub use api::router;
 pub use audit::AuditRecord;
 pub use auth::{Caller, NewApiKey, Role};
+pub use campaign::{
+    Campaign, CampaignSelection, CampaignState, CampaignTarget, ChunkDone, ExportedItem,
+    ItemCounts, ItemProblem, NewCampaign, RunEnd,
+};
 pub use db::{Backend, Database};
 pub use error::VendError;
 pub use meters::{KeyRecord, Meter, MeterStatus, parse_pan};

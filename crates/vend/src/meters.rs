@@ -1,5 +1,7 @@
 //! Meters: their key record (what they hold and what they should hold), utility and status.
 
+mod import;
+
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
 use serde_json::{Map, Value, json};
@@ -54,7 +56,7 @@ pub enum MeterStatus {
 }
 
 impl MeterStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Suspended => "suspended",
@@ -172,7 +174,7 @@ impl Meter {
         })
     }
 
-    fn from_row(row: &AnyRow) -> Result<Self, VendError> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, VendError> {
         let text =
             |name: &str| -> Result<String, VendError> { Ok(row.try_get::<String, _>(name)?) };
         let corrupt = |name: &str| VendError::Internal(format!("meters.{name} does not parse"));

@@ -104,7 +104,18 @@ pub fn document() -> Value {
                         "vendor_name": {"type": ["string", "null"]}, "tariff_id": {"type": ["integer", "null"]},
                         "tariff_version": {"type": ["integer", "null"]}, "utility": {"type": ["string", "null"]}, "ti": {"type": ["string", "null"]},
                         "currency": {"type": ["string", "null"]}, "sales": {"type": "integer"}, "units": {"type": "string"},
-                        "money": {"type": ["string", "null"]}, "allowances": {"type": "integer"}, "allowance_units": {"type": "string"}}}}}}
+                        "money": {"type": ["string", "null"]}, "allowances": {"type": "integer"}, "allowance_units": {"type": "string"}}}}}},
+                "Campaign": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "name": {"type": "string"},
+                    "selection": {"type": "object", "description": "sgc, krn, base_date (null: any), pan_list"},
+                    "target": {"type": "object", "description": "sgc, ti, krn, base_date, dkga (null: the meter's own), include_sgc"},
+                    "chunk_size": {"type": "integer"}, "state": {"enum": ["created", "running", "done"]},
+                    "checkpoint": {"type": ["string", "null"], "description": "last PAN of the last committed chunk"},
+                    "chunks": {"type": "integer"}, "selected": {"type": "integer"}, "processed": {"type": "integer"},
+                    "progress": {"type": "number", "description": "processed / selected, 0 to 1"},
+                    "items": {"type": "object", "description": "pending, delivered, failed, skipped, superseded, exported"},
+                    "created": {"type": "integer"}, "started": {"type": ["integer", "null"]},
+                    "finished": {"type": ["integer", "null"]}, "updated": {"type": "integer"}}}
             }
         },
         "security": [{"apiKey": []}],
@@ -140,6 +151,11 @@ pub fn document() -> Value {
             "/v1/api-keys/{id}": {"delete": {"summary": "Revoke an API key (admin)",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"204": {"description": "revoked"}, "404": error_response("unknown key")}}},
+            "/v1/campaigns": {"get": {"summary": "Key change campaigns, newest first, with progress (created and run with `sts campaign`)",
+                "responses": {"200": {"description": "{\"campaigns\": [Campaign]}"}}}},
+            "/v1/campaigns/{id}": {"get": {"summary": "A campaign's progress, and its first items without a set (failed, skipped, superseded) with the reason; never a token",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "Campaign plus {\"problems\": [{pan, state, reason}]}"}, "404": error_response("no such campaign")}}},
             "/v1/audit": {"get": {"summary": "The append-only audit table (admin, auditor)", "parameters": page_params(),
                 "responses": {"200": {"description": "{\"audit\": [{seq, time, key_id, request_id, sm_id, kcv, action, details}]}"}}}},
             "/v1/tariffs": {

@@ -29,7 +29,7 @@ use sts_core::{
 use sts_keys::{KeyCheckValue, TokenRequest, sm::describe};
 
 use crate::{
-    AppState, Caller, KeyChangePolicy, KeyRecord, Role, VendError, audit, calendar,
+    AppState, Caller, KeyChangePolicy, KeyRecord, Role, VendError, audit, calendar, campaign,
     db::{ROWS_PER_STATEMENT, placeholders},
     meters::{self, Meter, MeterStatus, parse_pan, parse_service, service_name},
     money::Decimal,
@@ -840,31 +840,21 @@ impl AppState {
         };
         let mut check_value = None;
         if let Some(include_sgc) = want_key_change {
-            let issued = sm
-                .issue_key_change(
-                    &meter.description(&meter.current),
-                    &meter.description(&meter.target),
-                    include_sgc,
-                )
-                .await?;
-            let n = issued.set.len();
-            for (i, t) in issued.set.iter().enumerate() {
+            // A campaign's precomputed set when the meter has one, else made now.
+            let explicit = matches!(spec, Spec::KeyChange { .. }).then_some(include_sgc);
+            let set = campaign::key_change_set(sm, &mut tx, &meter, explicit, request_id).await?;
+            let n = set.tokens.len();
+            for (i, t) in set.tokens.iter().enumerate() {
                 rows.push(IssuedRow {
                     number: t.number,
-                    class: t.block.class().get(),
-                    subclass: t.block.subclass().get(),
+                    class: t.number.class().get(),
+                    subclass: t.subclass,
                     tid: None,
                     description: format!("key change token {} of {n}", i + 1),
                 });
             }
-            key_change = json!({
-                "from": meter_key_json(&meter, false),
-                "to": meter_key_json(&meter, true),
-                "from_check_value": issued.current_check_value.to_hex(),
-                "to_check_value": issued.new_check_value.to_hex(),
-                "tokens": n,
-            });
-            check_value = Some(issued.new_check_value);
+            key_change = set.json(meter_key_json(&meter, false), meter_key_json(&meter, true));
+            check_value = Some(set.to_check_value);
             meter.current = meter.target;
         }
         let mut tid_issued = None;

@@ -202,12 +202,16 @@ async fn a_vendor_signs_in_vends_reprints_decodes_and_signs_out(engine: Engine) 
 
     // A wrong key is refused and starts no session.
     let form = c.get("/console/sign-in").await;
+    // The key with its last digit changed (to 0, or to 1 when it is 0: the same key would sign
+    // in, one run in sixteen).
+    let (head, last) = w.vendor.split_at(w.vendor.len() - 1);
+    let wrong_key = format!("{head}{}", if last == "0" { "1" } else { "0" });
     let wrong = c
         .post(
             "/console/sign-in",
             &[
                 ("sign_in_token", &form.field("sign_in_token")),
-                ("api_key", &format!("{}0", &w.vendor[..w.vendor.len() - 1])),
+                ("api_key", &wrong_key),
             ],
         )
         .await;
@@ -985,6 +989,95 @@ async fn money_vends_show_tariff_money_and_allowance_and_the_daily_report(engine
     );
 }
 
+async fn campaigns_show_their_progress_and_the_meters_without_a_set(engine: Engine) {
+    use std::sync::atomic::AtomicBool;
+    use sts_vend::{CampaignSelection, CampaignTarget, NewCampaign};
+    let w = world(engine).await;
+    // Two meters on the 1993 key, one on a key the security module does not hold (KRN 4).
+    for (drn, krn) in [(11_000, "1"), (11_001, "1"), (11_002, "4")] {
+        let mut body = w.meter_body(&support::pan(drn));
+        body["krn"] = json!(krn);
+        body["base_date"] = json!("1993");
+        w.register(body).await;
+    }
+    let db = w.state.db();
+    let c = db
+        .create_campaign(&NewCampaign {
+            name: "rollover <2024>".into(),
+            selection: CampaignSelection {
+                supply_group: Some(w.sgc),
+                base_date: Some(sts_core::BaseDate::Y1993),
+                ..CampaignSelection::default()
+            },
+            target: CampaignTarget {
+                key_revision: Some("2".parse().unwrap()),
+                base_date: Some(sts_core::BaseDate::Y2014),
+                ..CampaignTarget::default()
+            },
+            chunk_size: 2,
+        })
+        .await
+        .unwrap();
+    let mut c2 = Client::new(&w);
+    let home = c2.sign_in(&w.vendor).await;
+    assert!(
+        home.has("href=\"/console/campaigns\""),
+        "every role sees the link"
+    );
+    let list = c2.get("/console/campaigns").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.has("rollover &lt;2024&gt;"),
+        "names are escaped: {}",
+        list.text
+    );
+    assert!(
+        list.has("0 of 3 meters (0%)") && list.has("created"),
+        "{}",
+        list.text
+    );
+    db.run_campaign(
+        c.id,
+        w.state.security_module(),
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let list = c2.get("/console/campaigns").await;
+    assert!(list.has("<progress value=\"3\" max=\"3\""), "{}", list.text);
+    assert!(
+        list.has("3 of 3 meters (100%)") && list.has("KRN 2, base date 2014"),
+        "{}",
+        list.text
+    );
+    let page = c2.get(&format!("/console/campaigns/{}", c.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.has("Sets waiting for a purchase</dt><dd>2</dd>"),
+        "{}",
+        page.text
+    );
+    assert!(page.has("Failed</dt><dd>1</dd>"), "{}", page.text);
+    assert!(
+        page.has(&support::pan(11_002)) && page.has("revision 4"),
+        "{}",
+        page.text
+    );
+    assert_eq!(
+        c2.get("/console/campaigns/99").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c2.get("/console/campaigns/x%3Cy").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        Client::new(&w).get("/console/campaigns").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
 on_both_engines!(
     a_vendor_signs_in_vends_reprints_decodes_and_signs_out,
     roles_are_those_of_the_json_api,
@@ -995,4 +1088,5 @@ on_both_engines!(
     receipts_show_the_key_record_each_vend_was_issued_under,
     logs_at_info_name_no_token_key_or_session,
     money_vends_show_tariff_money_and_allowance_and_the_daily_report,
+    campaigns_show_their_progress_and_the_meters_without_a_set,
 );

@@ -103,7 +103,7 @@ impl Target {
     }
 }
 
-fn key(file: Option<&PathBuf>, env: &str, what: &str) -> Result<String, Failure> {
+pub(crate) fn key(file: Option<&PathBuf>, env: &str, what: &str) -> Result<String, Failure> {
     let text = match file {
         Some(path) => std::fs::read_to_string(path).hint(
             format!("cannot read {}", path.display()),
@@ -121,7 +121,7 @@ fn key(file: Option<&PathBuf>, env: &str, what: &str) -> Result<String, Failure>
     Ok(text.trim().to_owned())
 }
 
-fn host(url: &str) -> Result<String, Failure> {
+pub(crate) fn host(url: &str) -> Result<String, Failure> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         fail(
             format!("--url {url} is not http://HOST:PORT"),
@@ -143,12 +143,12 @@ fn host(url: &str) -> Result<String, Failure> {
 }
 
 /// A keep-alive HTTP/1.1 connection.
-struct Connection {
+pub(crate) struct Connection {
     stream: BufReader<TcpStream>,
 }
 
 impl Connection {
-    async fn open(host: &str) -> std::io::Result<Self> {
+    pub(crate) async fn open(host: &str) -> std::io::Result<Self> {
         let stream = TcpStream::connect(host).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
@@ -157,7 +157,7 @@ impl Connection {
     }
 
     /// Sends one request and reads the answer: status and JSON body (null if none).
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         host: &str,
         method: &str,

@@ -274,7 +274,10 @@ impl SecurityModule {
         // The store's only connection, held until the ledger is back (see `LedgerLoan`).
         let mut conn = self.pool.acquire().await?;
         let mut loan = LedgerLoan::take(&self.tids);
-        let mut tx = conn.begin().await?;
+        // IMMEDIATE: take the store's write lock now (waiting for it up to the busy timeout),
+        // not at the first write - a transaction that read the head and then finds another
+        // process (a campaign run, a second server) committed since would fail at once.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut audit = BatchAudit::tokens(self, &mut tx, now_seconds, requests.len()).await?;
         let ledger = TidLedger::ready(loan.ledger.take(), &mut tx, audit.head(), now).await?;
         let ledger = loan.ledger.insert(ledger);

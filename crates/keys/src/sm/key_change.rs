@@ -91,7 +91,10 @@ impl SecurityModule {
         let now = UtcMinute::from_unix_seconds(now_seconds);
         let mut conn = self.pool.acquire().await?;
         let mut loan = LedgerLoan::take(&self.tids);
-        let mut tx = conn.begin().await?;
+        // IMMEDIATE: take the store's write lock now (waiting for it up to the busy timeout),
+        // not at the first write - a transaction that read the head and then finds another
+        // process (a campaign run, a second server) committed since would fail at once.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut audit = BatchAudit::key_changes(self, &mut tx, now_seconds, requests.len()).await?;
         let before = audit.head();
         let mut keys = BatchKeys::default();

@@ -58,6 +58,7 @@ pub(super) fn page(
                             li { a href="/console/" { "Find meter" } }
                             li { a href="/console/meters" { "Meters" } }
                             li { a href="/console/decode" { "Decode token" } }
+                            li { a href="/console/campaigns" { "Campaigns" } }
                             @if REPORT_READERS.contains(&role) {
                                 li { a href="/console/reports/daily" { "Daily sales" } }
                             }
