@@ -369,8 +369,16 @@ fn bulk(args: &BulkArgs, json: bool) -> Outcome {
             let bar = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows, {per_sec}, ETA {eta}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows, {rate}/s, ETA {eta}",
                 )
+                .map(|s| {
+                    s.with_key(
+                        "rate",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}", state.per_sec());
+                        },
+                    )
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
