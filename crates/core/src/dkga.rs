@@ -185,6 +185,22 @@ impl DecoderKeyGenerator {
     /// The meter's algorithm differs from the generator's, the pair of derivation and
     /// encryption algorithms is not defined, or the meter has a DITK.
     pub fn derive(&self, meter: &MeterDescription) -> Result<DecoderKey, DeriveError> {
+        self.check(meter)?;
+        match &self.0 {
+            Generator::Dkga04(g) => Ok(g.derive(meter)),
+            Generator::Dkga01(g) => g.derive(meter),
+            Generator::Dkga02(g) => Ok(g.derive(meter)),
+            Generator::Dkga03(g) => Ok(g.derive(meter)),
+        }
+    }
+
+    /// Checks that [`DecoderKeyGenerator::derive`] can derive the decoder key of `meter`,
+    /// without deriving it: when this succeeds, so does `derive`, and the key fits the
+    /// meter's encryption algorithm ([`crate::TokenCipher::new`] accepts it).
+    ///
+    /// # Errors
+    /// As [`DecoderKeyGenerator::derive`].
+    pub fn check(&self, meter: &MeterDescription) -> Result<(), DeriveError> {
         if meter.derivation != self.derivation() {
             return Err(DeriveError::WrongGenerator {
                 generator: self.derivation(),
@@ -199,14 +215,15 @@ impl DecoderKeyGenerator {
             algorithm: meter.algorithm,
         };
         match &self.0 {
-            Generator::Dkga04(g) => match meter.algorithm {
-                EncryptionAlgorithm::Sta | EncryptionAlgorithm::Misty1 => Ok(g.derive(meter)),
+            Generator::Dkga04(_) => match meter.algorithm {
+                EncryptionAlgorithm::Sta | EncryptionAlgorithm::Misty1 => Ok(()),
                 EncryptionAlgorithm::Des => Err(unsupported),
             },
             _ if meter.algorithm == EncryptionAlgorithm::Misty1 => Err(unsupported),
-            Generator::Dkga01(g) => g.derive(meter),
-            Generator::Dkga02(g) => Ok(g.derive(meter)),
-            Generator::Dkga03(g) => Ok(g.derive(meter)),
+            Generator::Dkga01(_) if !dkga01::Dkga01::applies(meter) => {
+                Err(DeriveError::NotApplicable)
+            }
+            Generator::Dkga01(_) | Generator::Dkga02(_) | Generator::Dkga03(_) => Ok(()),
         }
     }
 }
@@ -339,5 +356,65 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// `check` answers as `derive` does, for every generator, meter algorithm pair, key type,
+    /// KRN and IIN; and a key it accepts fits the meter's encryption algorithm.
+    #[test]
+    fn check_agrees_with_derive() {
+        use crate::TokenCipher;
+        let generators = [
+            (KeyDerivationAlgorithm::Dkga01, "0123456789ABCDEF"),
+            (KeyDerivationAlgorithm::Dkga02, "0123456789ABCDEF"),
+            (
+                KeyDerivationAlgorithm::Dkga03,
+                "0123456789ABCDEFFEDCBA9876543210",
+            ),
+            (
+                KeyDerivationAlgorithm::Dkga04,
+                "0123456789ABCDEF0123456789ABCDEF01234567",
+            ),
+        ];
+        let derivations = generators.map(|(d, _)| d);
+        let algorithms = [
+            EncryptionAlgorithm::Sta,
+            EncryptionAlgorithm::Des,
+            EncryptionAlgorithm::Misty1,
+        ];
+        let key_types = [
+            KeyType::Initialization,
+            KeyType::Default,
+            KeyType::Unique,
+            KeyType::Common,
+        ];
+        let mut accepted = 0;
+        for (derivation, hex) in generators {
+            let g =
+                DecoderKeyGenerator::new(derivation, &VendingKey::from_hex(hex).unwrap()).unwrap();
+            for pan in ["600727000000000009", "000001000000000082"] {
+                for meter_derivation in derivations {
+                    for algorithm in algorithms {
+                        for kt in key_types {
+                            for krn in ["1", "2"] {
+                                let mut m = meter(pan, kt, meter_derivation);
+                                m.algorithm = algorithm;
+                                m.key_revision = krn.parse().unwrap();
+                                let derived = g.derive(&m);
+                                assert_eq!(
+                                    g.check(&m),
+                                    derived.as_ref().map(|_| ()).map_err(Clone::clone),
+                                    "{m:?}"
+                                );
+                                if let Ok(dk) = derived {
+                                    assert!(TokenCipher::new(algorithm, &dk).is_ok(), "{m:?}");
+                                    accepted += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 0);
     }
 }

@@ -343,7 +343,21 @@ pub(crate) async fn verify_connection(
     Ok(head)
 }
 
-const HEAD: &str = "audit-head";
+/// The `meta` row that holds the head.
+pub(crate) const HEAD: &str = "audit-head";
+
+/// The head from its `meta` value (none: an empty log).
+pub(crate) fn decode_head(text: Option<&str>) -> Result<AuditHead, store::StoreError> {
+    match text {
+        Some(text) => {
+            AuditHead::decode(text).ok_or_else(|| store::StoreError::Corrupt("audit head".into()))
+        }
+        None => Ok(AuditHead {
+            count: 0,
+            hash: [0; 32],
+        }),
+    }
+}
 
 /// Reads every entry in sequence order.
 ///
@@ -409,18 +423,16 @@ const ROWS_PER_INSERT: usize = 64;
 impl Appender {
     /// Reads the head; call inside the transaction.
     pub(crate) async fn begin(conn: &mut SqliteConnection) -> Result<Self, store::StoreError> {
-        let head = match store::meta(conn, HEAD).await? {
-            Some(text) => AuditHead::decode(&text)
-                .ok_or_else(|| store::StoreError::Corrupt("audit head".into()))?,
-            None => AuditHead {
-                count: 0,
-                hash: [0; 32],
-            },
-        };
-        Ok(Self {
+        let text = store::meta(conn, HEAD).await?;
+        Ok(Self::at(decode_head(text.as_deref())?))
+    }
+
+    /// Appends after `head`, read inside the transaction.
+    pub(crate) fn at(head: AuditHead) -> Self {
+        Self {
             head,
             pending: Vec::new(),
-        })
+        }
     }
 
     /// The head: the store's, then that of the last entry pushed.

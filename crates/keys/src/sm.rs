@@ -7,6 +7,7 @@ mod issue;
 mod key_change;
 mod tids;
 mod verify;
+mod writer;
 
 pub use issue::{IssuedToken, TokenRequest};
 pub use key_change::{IssuedKeyChange, KeyChangeRequest};
@@ -216,7 +217,8 @@ pub struct SecurityModule {
     trusted_kmc: KmcPublicKey,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<Slot, Arc<CachedKey>>>,
-    tids: Mutex<Option<tids::TidLedger>>,
+    /// The connection batches write through, and what is known at the audit head.
+    writer: tokio::sync::Mutex<writer::Writer>,
 }
 
 impl std::fmt::Debug for SecurityModule {
@@ -335,7 +337,7 @@ impl SecurityModule {
             trusted_kmc,
             clock,
             cache: Mutex::new(HashMap::new()),
-            tids: Mutex::new(None),
+            writer: tokio::sync::Mutex::default(),
         })
     }
 
@@ -413,7 +415,7 @@ impl SecurityModule {
             trusted_kmc,
             clock: Arc::new(SystemClock),
             cache: Mutex::new(HashMap::new()),
-            tids: Mutex::new(None),
+            writer: tokio::sync::Mutex::default(),
         })
     }
 
@@ -471,7 +473,9 @@ impl SecurityModule {
         let serial = parsed.header.serial;
         let serial_db = i64::try_from(serial).map_err(|_| KeyloadError::Malformed("serial"))?;
         let now = self.clock.unix_seconds();
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: batches write through a connection of their own (see `writer`); take
+        // the write lock before reading what the import decides on.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut loaded = Vec::with_capacity(keys.len());
         for k in &keys {
             let a = &k.attributes;
@@ -673,6 +677,7 @@ impl SecurityModule {
 
     /// Closes the store (checkpointing its WAL); cached keys are wiped.
     pub async fn close(self) {
+        self.writer.lock().await.close().await;
         self.pool.close().await;
     }
 }

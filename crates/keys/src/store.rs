@@ -18,8 +18,11 @@ pub(crate) enum StoreKind {
 
 /// Opens (and with `create`, creates) a store and brings its schema up to date.
 ///
-/// One connection: every change runs in a transaction on it, so writers never race. WAL
-/// journal; `secure_delete` so that freed pages are overwritten with zeros.
+/// A pool of one connection, WAL journal, `synchronous = FULL` (a commit is on disk when it
+/// returns), `secure_delete` so that freed pages are overwritten with zeros. The security
+/// module's token batches write through a second connection with the same options (see
+/// `sm::writer`), and its writers take the write lock with `BEGIN IMMEDIATE` before they
+/// read what they decide on, so they never race.
 pub(crate) async fn open(
     path: &Path,
     kind: StoreKind,

@@ -430,3 +430,68 @@ async fn two_processes_on_one_store() {
     other.close().await;
     assert!(w.sm.verify_audit().await.unwrap() > 6);
 }
+
+/// Batches cut short at every point (their futures dropped: a caller's timeout) leave
+/// nothing behind: each batch committed all of its tokens or none, the audit log verifies,
+/// and the next batch's TIDs come after every TID the log records.
+#[tokio::test]
+async fn batches_cut_short_leave_the_store_consistent() {
+    let w = loaded_world().await;
+    let meters: Vec<_> = (0..300).map(|n| unique_meter(&w, n)).collect();
+    let batch: Vec<_> = meters.iter().map(|m| (*m, credit(1))).collect();
+    let mut finished = 0;
+    for i in 0..40u64 {
+        let cut = std::time::Duration::from_micros(i * 60);
+        if tokio::time::timeout(cut, w.sm.issue_many(&batch))
+            .await
+            .is_ok()
+        {
+            finished += 1;
+        }
+    }
+    let log = w.sm.audit_log().await.unwrap();
+    let mut last: HashMap<MeterPan, u32> = HashMap::new();
+    let mut recorded = 0;
+    for entry in &log {
+        if let Some(BatchRecords::Tokens(records)) = entry.batch_records().unwrap() {
+            assert_eq!(records.len(), batch.len(), "a batch is recorded whole");
+            recorded += 1;
+            for r in records {
+                let tid = r.tid.unwrap().get();
+                let previous = last.insert(r.meter.pan, tid);
+                assert!(previous.is_none_or(|p| p < tid), "{}", r.meter.pan);
+            }
+        }
+    }
+    assert!(
+        recorded >= finished,
+        "{recorded} recorded, {finished} answered"
+    );
+    let issued = w.sm.issue_many(&batch).await.unwrap();
+    for ((m, _), t) in batch.iter().zip(&issued) {
+        let tid = t.token.tid().unwrap().get();
+        assert!(last.get(&m.pan).is_none_or(|&l| tid > l), "{}", m.pan);
+    }
+    assert_eq!(w.sm.verify_audit().await.unwrap(), log.len() as u64 + 1);
+}
+
+/// A keyload import while a batch is under way: both take the store's write lock in turn.
+#[tokio::test]
+async fn an_import_during_a_batch() {
+    let w = loaded_world().await;
+    let batch: Vec<_> = (0..2000)
+        .map(|n| (unique_meter(&w, n), credit(1)))
+        .collect();
+    let second = attributes(
+        w.sgc,
+        VendingKeyType::Unique,
+        KeyDerivationAlgorithm::Dkga02,
+        2,
+    );
+    let (issued, _) = tokio::join!(w.sm.issue_many(&batch), w.load_key(&second));
+    assert_eq!(issued.unwrap().len(), batch.len());
+    let mut on_two = unique_meter(&w, 1);
+    on_two.key_revision = 2.try_into().unwrap();
+    w.sm.issue(&on_two, credit(1)).await.unwrap();
+    w.sm.verify_audit().await.unwrap();
+}

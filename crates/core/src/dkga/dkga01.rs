@@ -35,11 +35,15 @@ impl Dkga01 {
         Self { vk }
     }
 
+    /// DKGA01 is defined for IIN 600727 meters at KRN 1 with EA07 only.
+    pub(crate) fn applies(meter: &MeterDescription) -> bool {
+        meter.pan.iin() == IssuerIdentificationNumber::Sts600727
+            && meter.key_revision.get() == 1
+            && meter.algorithm == EncryptionAlgorithm::Sta
+    }
+
     pub(crate) fn derive(&self, meter: &MeterDescription) -> Result<DecoderKey, DeriveError> {
-        if meter.pan.iin() != IssuerIdentificationNumber::Sts600727
-            || meter.key_revision.get() != 1
-            || meter.algorithm != EncryptionAlgorithm::Sta
-        {
+        if !Self::applies(meter) {
             return Err(DeriveError::NotApplicable);
         }
         let mut x = (pan_block(meter) ^ control_block(meter)).to_be_bytes();

@@ -15,6 +15,7 @@ use sts_core::MeterDescription;
 use super::{
     CachedKey, SecurityModule, Slot, SmError,
     tids::{PerBaseDate, TID_MAX, TOKEN_BATCH},
+    writer::CreditTotals,
 };
 use crate::{
     KeyAttributes, KeyCheckValue, VendingKeyType,
@@ -61,46 +62,61 @@ pub(super) struct Credit {
     pub(super) added: u64,
 }
 
-/// The credit totals of the keys a batch issues credit with, read once each.
-#[derive(Default)]
+/// The credit totals of the keys a batch issues credit with: from memory when they are known
+/// at the batch's audit head, else read once each.
 pub(super) struct Credits {
+    head: AuditHead,
     slots: Vec<(Slot, Credit)>,
 }
 
 impl Credits {
+    /// The credit of a batch that began at `head`.
+    pub(super) fn at(head: AuditHead) -> Self {
+        Self {
+            head,
+            slots: Vec::new(),
+        }
+    }
+
     /// The credit issued so far under the key.
     pub(super) async fn get(
         &mut self,
         conn: &mut SqliteConnection,
+        known: &CreditTotals,
         a: &KeyAttributes,
     ) -> Result<&mut Credit, SmError> {
         let slot = super::slot(a);
         let at = match self.slots.iter().position(|(s, _)| *s == slot) {
             Some(at) => at,
             None => {
-                let issued: i64 = sqlx::query(
-                    "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
-                )
-                .bind(i64::from(a.supply_group.get()))
-                .bind(a.key_type.abbreviation())
-                .bind(a.key_revision.to_string())
-                .fetch_one(&mut *conn)
-                .await?
-                .get(0);
-                self.slots.push((
-                    slot,
-                    Credit {
-                        total: u64::try_from(issued).unwrap_or(0),
-                        added: 0,
-                    },
-                ));
+                let total = match known.get(self.head, slot) {
+                    Some(total) => total,
+                    None => {
+                        let issued: i64 = sqlx::query(
+                            "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
+                        )
+                        .bind(i64::from(a.supply_group.get()))
+                        .bind(a.key_type.abbreviation())
+                        .bind(a.key_revision.to_string())
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .get(0);
+                        u64::try_from(issued).unwrap_or(0)
+                    }
+                };
+                self.slots.push((slot, Credit { total, added: 0 }));
                 self.slots.len() - 1
             }
         };
         Ok(&mut self.slots[at].1)
     }
 
-    fn write_into(&self, script: &mut Script) {
+    /// The totals with the batch's credit: what the store holds once the batch commits.
+    pub(super) fn totals(&self) -> impl Iterator<Item = (Slot, u64)> + '_ {
+        self.slots.iter().map(|(slot, c)| (*slot, c.total))
+    }
+
+    pub(super) fn write_into(&self, script: &mut Script) {
         for ((sgc, key_type, krn), c) in &self.slots {
             if c.added == 0 {
                 continue;
@@ -132,51 +148,44 @@ pub(super) struct BatchAudit {
 
 impl BatchAudit {
     /// An audit for a batch of `capacity` tokens.
-    pub(super) async fn tokens(
-        sm: &SecurityModule,
-        conn: &mut SqliteConnection,
-        time: i64,
-        capacity: usize,
-    ) -> Result<Self, SmError> {
+    pub(super) fn tokens(sm: &SecurityModule, head: AuditHead, time: i64, capacity: usize) -> Self {
         Self::new(
             sm,
-            conn,
+            head,
             time,
             TOKEN_BATCH,
             RecordsWriter::tokens(capacity),
             true,
         )
-        .await
     }
 
     /// An audit for a batch of `capacity` key change sets.
-    pub(super) async fn key_changes(
+    pub(super) fn key_changes(
         sm: &SecurityModule,
-        conn: &mut SqliteConnection,
+        head: AuditHead,
         time: i64,
         capacity: usize,
-    ) -> Result<Self, SmError> {
+    ) -> Self {
         Self::new(
             sm,
-            conn,
+            head,
             time,
             "token.key-change-batch",
             RecordsWriter::key_changes(capacity),
             false,
         )
-        .await
     }
 
-    async fn new(
+    fn new(
         sm: &SecurityModule,
-        conn: &mut SqliteConnection,
+        head: AuditHead,
         time: i64,
         action: &'static str,
         writer: RecordsWriter,
         tokens: bool,
-    ) -> Result<Self, SmError> {
-        Ok(Self {
-            appender: Appender::begin(conn).await?,
+    ) -> Self {
+        Self {
+            appender: Appender::at(head),
             time,
             actor: sm.actor(),
             sm: sm.id.as_str().to_owned(),
@@ -185,12 +194,7 @@ impl BatchAudit {
             tokens,
             credit_units: 0,
             tid_max: PerBaseDate::default(),
-        })
-    }
-
-    /// The audit head: before the first record, the store's at the start of the batch.
-    pub(super) fn head(&self) -> AuditHead {
-        self.appender.head()
+        }
     }
 
     /// Continues the running maximum TID from the store's (see [`super::tids`]).
@@ -262,21 +266,11 @@ impl BatchAudit {
         );
     }
 
-    /// Writes the batch: credit totals, audit entries and head; returns the new head.
-    pub(super) async fn flush(
-        mut self,
-        conn: &mut SqliteConnection,
-        credits: Option<&Credits>,
-    ) -> Result<AuditHead, SmError> {
-        // One round trip: credit totals, audit entries, head.
-        let mut script = Script::default();
-        if let Some(credits) = credits {
-            credits.write_into(&mut script);
-        }
+    /// Writes the batch's audit entries and the new head into `script`; returns that head.
+    pub(super) fn finish(mut self, script: &mut Script) -> AuditHead {
         self.close_entry(0);
         let head = self.appender.head();
-        self.appender.write_into(&mut script);
-        script.execute(conn).await?;
-        Ok(head)
+        self.appender.write_into(script);
+        head
     }
 }

@@ -5,15 +5,19 @@ use sts_core::{
     TokenIdentifier, TokenNumber, TransferAmount, UtcMinute, token::MeterTestFormat,
 };
 
-use sqlx::Connection;
+use std::sync::Arc;
+
+use sts_core::token::{DataBlock, seal};
 
 use super::{
     CachedKey, SecurityModule, SmError,
     batch::{BatchAudit, BatchKeys, Credits},
-    tids::{LedgerLoan, MeterKey, TidLedger},
+    tids::{MeterKey, TidLedger},
+    writer::{CreditTotals, Turn},
 };
 use crate::{
     KeyAttributes, KeyCheckValue, SecurityModuleId, VendingKeyType, audit::TokenRecord, random,
+    store::Script,
 };
 
 /// A token to issue; the module adds the TID (from its clock) and the random nibble.
@@ -266,43 +270,56 @@ impl SecurityModule {
     }
 
     async fn issue_batch<R: Request>(&self, requests: &[R]) -> Result<Vec<IssuedToken>, SmError> {
+        let mut turn = self.turn().await;
+        let issued = self.issue_in_turn(&mut turn, requests).await;
+        if issued.is_err() {
+            turn.rollback().await;
+        }
+        issued
+    }
+
+    async fn issue_in_turn<R: Request>(
+        &self,
+        turn: &mut Turn<'_>,
+        requests: &[R],
+    ) -> Result<Vec<IssuedToken>, SmError> {
         let now_seconds = self.clock.unix_seconds();
         let now = UtcMinute::from_unix_seconds(now_seconds);
         // The RND nibbles of the whole batch in one call to the OS CSPRNG.
         let mut nibbles = vec![0u8; requests.len()];
         random::fill(&mut nibbles)?;
-        // The store's only connection, held until the ledger is back (see `LedgerLoan`).
-        let mut conn = self.pool.acquire().await?;
-        let mut loan = LedgerLoan::take(&self.tids);
-        // IMMEDIATE: take the store's write lock now (waiting for it up to the busy timeout),
-        // not at the first write - a transaction that read the head and then finds another
-        // process (a campaign run, a second server) committed since would fail at once.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut audit = BatchAudit::tokens(self, &mut tx, now_seconds, requests.len()).await?;
-        let ledger = TidLedger::ready(loan.ledger.take(), &mut tx, audit.head(), now).await?;
-        let ledger = loan.ledger.insert(ledger);
+        let start = turn.begin(self).await?;
+        let (conn, ledger, known_credits) = turn.parts()?;
+        let mut audit = BatchAudit::tokens(self, start, now_seconds, requests.len());
+        let ready = TidLedger::ready(ledger.take(), conn, start, now).await?;
+        let ledger = ledger.insert(ready);
         ledger.reserve(requests.len());
         audit.continue_tid_max(ledger.max());
         let mut batch = TokenBatch {
             now,
             keys: BatchKeys::default(),
-            credits: Credits::default(),
+            credits: Credits::at(start),
+            known_credits,
             ledger,
         };
-        let mut issued = Vec::with_capacity(requests.len());
+        // Everything that can refuse the batch happens here, before it commits: the checks,
+        // the TIDs, the data blocks, and whether each meter's decoder key can be derived.
+        // Only the encryption, which cannot fail then, is left for after.
+        let mut planned = Vec::with_capacity(requests.len());
         for (r, nibble) in requests.iter().zip(nibbles) {
             let (meter, request, floor) = r.parts();
-            let (token, number, check_value, credit_units) = if request.uses_key() {
-                let key = batch.keys.get(self, &mut tx, meter).await?;
+            let (token, key, credit_units) = if request.uses_key() {
+                let key = batch.keys.get(self, conn, meter).await?;
                 let (token, credit_units) = batch
-                    .checked_token(&mut tx, &key, meter, request, floor, nibble)
+                    .checked_token(conn, &key, meter, request, floor, nibble)
                     .await?;
-                let number = token.encode(Some(&cipher(&key, meter)?))?;
-                (token, number, Some(key.check_value), credit_units)
+                key.generator.check(meter)?;
+                (token, Some(key), credit_units)
             } else {
                 let token = request.token(RandomNumber::default(), TokenIdentifier::from_raw(0)?);
-                (token, token.encode(None)?, None, None)
+                (token, None, None)
             };
+            let check_value = key.as_ref().map(|k| k.check_value);
             let (audit_sequence, audit_record) = audit.token(&TokenRecord {
                 meter: *meter,
                 check_value,
@@ -311,23 +328,115 @@ impl SecurityModule {
                 tid: token.tid(),
                 credit_units,
             });
-            issued.push(IssuedToken {
-                number,
+            planned.push(Planned {
+                block: token.to_block()?,
                 token,
-                security_module: self.id.clone(),
-                check_value,
+                meter: *meter,
+                key,
                 audit_sequence,
                 audit_record,
             });
         }
-        let TokenBatch {
-            credits, ledger, ..
-        } = batch;
+        let TokenBatch { credits, .. } = batch;
         let tid_max = audit.tid_max();
-        let head = audit.flush(&mut tx, Some(&credits)).await?;
-        tx.commit().await?;
-        ledger.commit(tid_max, head);
-        Ok(issued)
+        let mut script = Script::default();
+        credits.write_into(&mut script);
+        let head = audit.finish(&mut script);
+        // Encrypt while the batch commits: the driver's worker thread writes and syncs the
+        // store while this thread encrypts - and, for a large batch, a blocking-pool thread
+        // encrypts the second half. No token leaves before the commit: a batch that does not
+        // commit returns only its error.
+        let (committed, sealed) = {
+            let mut commit = std::pin::pin!(turn.commit(script));
+            let early = poll_once(commit.as_mut()).await;
+            let helper = (planned.len() >= PARALLEL_SEAL).then(|| {
+                let second = planned.split_off(planned.len() / 2);
+                let id = self.id.clone();
+                tokio::task::spawn_blocking(move || Planned::seal_all(second, &id))
+            });
+            let mut sealed = Planned::seal_all(planned, &self.id);
+            if let Some(helper) = helper {
+                let second = helper.await.unwrap_or_else(|_| {
+                    Err(SmError::Store(crate::StoreError::Corrupt(
+                        "the encryption thread failed".into(),
+                    )))
+                });
+                sealed = sealed.and_then(|mut first| {
+                    first.extend(second?);
+                    Ok(first)
+                });
+            }
+            let committed = match early {
+                Some(done) => done,
+                None => commit.await,
+            };
+            (committed, sealed)
+        };
+        committed?;
+        let (_, ledger, known_credits) = turn.parts()?;
+        if let Some(ledger) = ledger {
+            ledger.commit(tid_max, head);
+        }
+        known_credits.commit(start, head, credits.totals());
+        // Not expected: every failure of the encryption was checked for above. The batch is
+        // recorded, its tokens are not delivered - never the other way round.
+        sealed
+    }
+}
+
+/// Polls `future` once: its output if it is ready, else none (it has started).
+async fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut future = Some(future);
+    std::future::poll_fn(|cx| {
+        let polled = future.take().map(|f| f.poll(cx));
+        std::task::Poll::Ready(match polled {
+            Some(std::task::Poll::Ready(out)) => Some(out),
+            _ => None,
+        })
+    })
+    .await
+}
+
+/// A token of the batch, checked and recorded, to be encrypted.
+struct Planned {
+    token: Token,
+    block: DataBlock,
+    meter: MeterDescription,
+    /// None for class 1, which is not encrypted.
+    key: Option<Arc<CachedKey>>,
+    audit_sequence: u64,
+    audit_record: u32,
+}
+
+/// The smallest batch whose encryption is shared with a second thread: below it, the
+/// thread hand-off costs more than it saves.
+const PARALLEL_SEAL: usize = 2048;
+
+impl Planned {
+    fn seal_all(
+        planned: Vec<Self>,
+        security_module: &SecurityModuleId,
+    ) -> Result<Vec<IssuedToken>, SmError> {
+        planned
+            .into_iter()
+            .map(|p| p.seal(security_module))
+            .collect()
+    }
+
+    fn seal(self, security_module: &SecurityModuleId) -> Result<IssuedToken, SmError> {
+        let cipher = self
+            .key
+            .as_deref()
+            .map(|key| cipher(key, &self.meter))
+            .transpose()?;
+        Ok(IssuedToken {
+            number: seal(self.block, cipher.as_ref())?,
+            token: self.token,
+            security_module: security_module.clone(),
+            check_value: self.key.map(|k| k.check_value),
+            audit_sequence: self.audit_sequence,
+            audit_record: self.audit_record,
+        })
     }
 }
 
@@ -336,6 +445,7 @@ struct TokenBatch<'l> {
     now: UtcMinute,
     keys: BatchKeys,
     credits: Credits,
+    known_credits: &'l CreditTotals,
     ledger: &'l mut TidLedger,
 }
 
@@ -359,7 +469,7 @@ impl TokenBatch<'_> {
             return Err(SmError::DefaultKeyCredit);
         }
         if let Some(requested) = credit {
-            let issued = self.credits.get(tx, a).await?;
+            let issued = self.credits.get(tx, self.known_credits, a).await?;
             let limit = a.credit_limit.get();
             match issued.total.checked_add(requested) {
                 Some(total) if total <= limit => {

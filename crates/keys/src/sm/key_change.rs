@@ -2,15 +2,13 @@
 
 use sts_core::{KeyChange, KeyChangeSet, MeterDescription, UtcMinute};
 
-use sqlx::Connection;
-
 use super::{
     SecurityModule, SmError,
     batch::{BatchAudit, BatchKeys},
     issue::{check_active, check_fit, check_issuing, cipher},
-    tids::LedgerLoan,
+    writer::Turn,
 };
-use crate::{KeyCheckValue, SecurityModuleId, audit::KeyChangeRecord};
+use crate::{KeyCheckValue, SecurityModuleId, audit::KeyChangeRecord, store::Script};
 
 /// A key change to issue: the meter on its current key, the meter on its new key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,16 +85,24 @@ impl SecurityModule {
         &self,
         requests: &[KeyChangeRequest],
     ) -> Result<Vec<IssuedKeyChange>, SmError> {
+        let mut turn = self.turn().await;
+        let issued = self.key_changes_in_turn(&mut turn, requests).await;
+        if issued.is_err() {
+            turn.rollback().await;
+        }
+        issued
+    }
+
+    async fn key_changes_in_turn(
+        &self,
+        turn: &mut Turn<'_>,
+        requests: &[KeyChangeRequest],
+    ) -> Result<Vec<IssuedKeyChange>, SmError> {
         let now_seconds = self.clock.unix_seconds();
         let now = UtcMinute::from_unix_seconds(now_seconds);
-        let mut conn = self.pool.acquire().await?;
-        let mut loan = LedgerLoan::take(&self.tids);
-        // IMMEDIATE: take the store's write lock now (waiting for it up to the busy timeout),
-        // not at the first write - a transaction that read the head and then finds another
-        // process (a campaign run, a second server) committed since would fail at once.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut audit = BatchAudit::key_changes(self, &mut tx, now_seconds, requests.len()).await?;
-        let before = audit.head();
+        let before = turn.begin(self).await?;
+        let mut audit = BatchAudit::key_changes(self, before, now_seconds, requests.len());
+        let tx = turn.conn()?;
         let mut keys = BatchKeys::default();
         let mut issued = Vec::with_capacity(requests.len());
         for r in requests {
@@ -106,10 +112,10 @@ impl SecurityModule {
                     "the new meter description has another PAN than the current one",
                 ));
             }
-            let old_key = keys.get(self, &mut tx, current).await?;
+            let old_key = keys.get(self, tx, current).await?;
             check_fit(&old_key.attributes, current)?;
             check_active(&old_key.attributes, now)?;
-            let new_key = keys.get(self, &mut tx, new).await?;
+            let new_key = keys.get(self, tx, new).await?;
             check_fit(&new_key.attributes, new)?;
             check_issuing(&new_key.attributes, now)?;
             let change = KeyChange {
@@ -141,12 +147,15 @@ impl SecurityModule {
                 audit_record,
             });
         }
-        let after = audit.flush(&mut tx, None).await?;
-        tx.commit().await?;
-        // Key change tokens carry no TID: the TID ledger stays valid.
-        if let Some(ledger) = &mut loan.ledger {
+        let mut script = Script::default();
+        let after = audit.finish(&mut script);
+        turn.commit(script).await?;
+        // Key change tokens carry no TID and no credit: what is known stays valid.
+        let (_, ledger, credits) = turn.parts()?;
+        if let Some(ledger) = ledger {
             ledger.carry(before, after);
         }
+        credits.carry(before, after);
         Ok(issued)
     }
 }

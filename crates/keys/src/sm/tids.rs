@@ -158,7 +158,7 @@ impl TidLedger {
     }
 
     /// Undoes the TIDs of a batch that did not commit.
-    fn rollback(&mut self) {
+    pub(super) fn rollback(&mut self) {
         for (key, replaced) in self.undo.drain(..).rev() {
             match replaced {
                 Some(tid) => {
@@ -348,32 +348,5 @@ impl TidLedger {
             }
         }
         Ok(())
-    }
-}
-
-/// The ledger, taken from its module for one transaction and put back when dropped, with
-/// the TIDs of a batch that did not commit undone (also when its future is dropped): the
-/// ledger then still describes the head it names.
-pub(super) struct LedgerLoan<'a> {
-    home: &'a std::sync::Mutex<Option<TidLedger>>,
-    pub(super) ledger: Option<TidLedger>,
-}
-
-impl<'a> LedgerLoan<'a> {
-    /// Takes the ledger (none before the first batch).
-    pub(super) fn take(home: &'a std::sync::Mutex<Option<TidLedger>>) -> Self {
-        let ledger = home.lock().ok().and_then(|mut slot| slot.take());
-        Self { home, ledger }
-    }
-}
-
-impl Drop for LedgerLoan<'_> {
-    fn drop(&mut self) {
-        if let Some(ledger) = &mut self.ledger {
-            ledger.rollback();
-        }
-        if let Ok(mut slot) = self.home.lock() {
-            *slot = self.ledger.take();
-        }
     }
 }
