@@ -3,7 +3,7 @@
 //! A set has 2 sections (2/3 + 2/4, 64-bit key), 3 (2/3 with the 3KCT bit + 2/4 + 2/8 carrying
 //! the SGC, 64-bit key) or 4 (2/3, 2/4, 2/8, 2/9, 128-bit EA11 key: key bytes 0-3 in 2/3, 4-7 in
 //! 2/8, 8-11 in 2/9, 12-15 in 2/4, SGC halves in 2/8 and 2/9). The meter accepts the sections in
-//! any order and applies the key only when all have arrived ([P], STS.md 5).
+//! any order and applies the key only when all have arrived (\[P\], STS.md 5).
 //!
 //! What the public record does not settle, and how this meter decides:
 //! - **A section arrives again.** The same section with the same content changes nothing (the

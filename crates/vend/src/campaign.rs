@@ -13,7 +13,8 @@
 //!
 //! Delivery: the next vend to such a meter hands out the stored set (then the token under the
 //! new key) instead of computing one, and marks the item delivered; a reprint returns the same
-//! answer. [`Database::export_campaign`] writes the pending sets for field teams.
+//! answer. [`Database::campaign_pending_sets`] and [`Database::mark_exported`] serve the export of
+//! pending sets for field teams (`sts campaign export`).
 //!
 //! [`SecurityModule::issue_key_change_many`]: sts_keys::SecurityModule::issue_key_change_many
 

@@ -28,6 +28,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
+    /// How the pool connects: for [`Database::batch_pool`].
+    options: AnyConnectOptions,
     backend: Backend,
     /// SQLite has one writer per file: writers of this process queue here instead of
     /// spinning on `SQLITE_BUSY`. `None` for PostgreSQL, where row locks order writers.
@@ -72,36 +74,16 @@ impl Database {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
-            }
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .connect_with(options)
-                    .await?
-            }
-        };
+        let pool = pool_options(backend, 16)
+            .connect_with(options.clone())
+            .await?;
         match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         Ok(Self {
             pool,
+            options,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             callers: Arc::default(),
@@ -135,6 +117,17 @@ impl Database {
         &self.pool
     }
 
+    /// A second, small pool on the same database, for the vend batch task, which runs on a
+    /// thread and runtime of its own: its connections' I/O is driven by that runtime. Its
+    /// connections are not pinged before each batch (a round trip): a broken one fails its
+    /// batch, whose vends then go the one-by-one path on the main pool.
+    pub(crate) async fn batch_pool(&self) -> Result<AnyPool, VendError> {
+        Ok(pool_options(self.backend, 2)
+            .test_before_acquire(false)
+            .connect_with(self.options.clone())
+            .await?)
+    }
+
     /// Holds this process's SQLite write turn (nothing for PostgreSQL) for the length of a
     /// write transaction.
     pub(crate) async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
@@ -156,6 +149,25 @@ impl Database {
     /// Closes the pool (checkpointing SQLite's WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The pool settings of `backend`, with at most `max` PostgreSQL connections (SQLite: 8).
+fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
+    match backend {
+        Backend::Sqlite => AnyPoolOptions::new()
+            .max_connections(8.min(max))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+        Backend::Postgres => AnyPoolOptions::new().max_connections(max),
     }
 }
 

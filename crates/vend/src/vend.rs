@@ -8,6 +8,7 @@
 //! (one per meter and month) in the same transaction.
 
 mod batch;
+mod postgres;
 mod pricing;
 
 use batch::Answer;
@@ -30,7 +31,7 @@ use sts_keys::{KeyCheckValue, TokenRequest, sm::describe};
 
 use crate::{
     AppState, Caller, KeyChangePolicy, KeyRecord, Role, VendError, audit, calendar, campaign,
-    db::{ROWS_PER_STATEMENT, placeholders},
+    db::{Backend, ROWS_PER_STATEMENT, placeholders},
     meters::{self, Meter, MeterStatus, parse_pan, parse_service, service_name},
     money::Decimal,
     retry,
@@ -492,13 +493,122 @@ async fn record_many(
     tx: &mut Transaction<'_, Any>,
     records: &[Record<'_>],
 ) -> Result<Vec<Value>, VendError> {
-    struct Row<'a> {
-        body: Value,
-        kcv: Option<String>,
-        request: Option<Value>,
-        r: &'a Record<'a>,
+    let rows = vend_rows(records);
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created, \
+             tariff_id, units_tenths, money_minor, allowance_tenths) VALUES {}",
+            placeholders(chunk.len(), 14)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            let r = row.r;
+            query = query
+                .bind(r.request_id)
+                .bind(r.pan.as_str())
+                .bind(r.spec.kind().as_str())
+                .bind(r.canonical)
+                .bind(row.body.to_string())
+                .bind(r.sm_id)
+                .bind(row.kcv.as_deref())
+                .bind(r.tid.map(i64::from))
+                .bind(r.key_id)
+                .bind(r.now)
+                .bind(r.tariff.map(Tariff::id))
+                .bind(r.units.map(i64::from))
+                .bind(row.money_minor())
+                .bind(row.allowance_tenths());
+        }
+        query.execute(&mut **tx).await?;
     }
-    let rows: Vec<Row<'_>> = records
+    let tokens = token_rows(records);
+    for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) VALUES {}",
+            placeholders(chunk.len(), 8)
+        );
+        let mut query = sqlx::query(&sql);
+        for (r, position, t) in chunk {
+            query = query
+                .bind(r.request_id)
+                .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                .bind(r.pan.as_str())
+                .bind(t.number.to_string())
+                .bind(i64::from(t.class))
+                .bind(i64::from(t.subclass))
+                .bind(t.tid.map(i64::from))
+                .bind(t.tid.map(|_| r.tid_base.clone()));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let grants = grant_rows(records);
+    for chunk in grants.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO allowances (pan, month, request_id, tariff_id, tenths, created) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (r, g) in chunk {
+            query = query
+                .bind(r.pan.as_str())
+                .bind(g.month.as_str())
+                .bind(r.request_id)
+                .bind(g.tariff_id)
+                .bind(i64::from(g.amount.value()))
+                .bind(r.now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    audit::append_many(tx, &audit_entries(&rows)).await?;
+    Ok(rows.into_iter().map(|row| row.body).collect())
+}
+
+/// Writes a batch of credit vends inside `tx` (results, tokens, allowances, audit entries) and
+/// the last TIDs of its `meters`: one statement on PostgreSQL (see [`postgres`]), a few
+/// multi-row statements on SQLite. Returns the answers in order.
+async fn record_batch(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    records: &[Record<'_>],
+    meters: &[&Meter],
+) -> Result<Vec<Value>, VendError> {
+    match backend {
+        Backend::Postgres => postgres::record_batch(tx, records, meters).await,
+        Backend::Sqlite => {
+            let bodies = record_many(tx, records).await?;
+            meters::store_last_tids(tx, meters).await?;
+            Ok(bodies)
+        }
+    }
+}
+
+/// A vend's row in `vends`, with its answer.
+struct VendRow<'a> {
+    body: Value,
+    kcv: Option<String>,
+    request: Option<Value>,
+    r: &'a Record<'a>,
+}
+
+impl VendRow<'_> {
+    fn money_minor(&self) -> Option<i64> {
+        match (self.r.sale, self.r.tariff) {
+            (Some(sale), Some(tariff)) => sale.minor_units(tariff),
+            _ => None,
+        }
+    }
+
+    fn allowance_tenths(&self) -> Option<i64> {
+        self.r
+            .allowance
+            .as_ref()
+            .map(|a| i64::from(a.amount.value()))
+    }
+}
+
+/// The `vends` rows of `records`, each with its answer.
+fn vend_rows<'a>(records: &'a [Record<'a>]) -> Vec<VendRow<'a>> {
+    records
         .iter()
         .map(|r| {
             let kcv = r.check_value.map(|k| k.to_hex());
@@ -526,90 +636,35 @@ async fn record_many(
                 "created": r.now,
                 "reprint": false,
             });
-            Row {
+            VendRow {
                 body,
                 kcv,
                 request,
                 r,
             }
         })
-        .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO vends (request_id, pan, kind, request, response, sm_id, kcv, tid, key_id, created, \
-             tariff_id, units_tenths, money_minor, allowance_tenths) VALUES {}",
-            placeholders(chunk.len(), 14)
-        );
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            let r = row.r;
-            query = query
-                .bind(r.request_id)
-                .bind(r.pan.as_str())
-                .bind(r.spec.kind().as_str())
-                .bind(r.canonical)
-                .bind(row.body.to_string())
-                .bind(r.sm_id)
-                .bind(row.kcv.as_deref())
-                .bind(r.tid.map(i64::from))
-                .bind(r.key_id)
-                .bind(r.now)
-                .bind(r.tariff.map(Tariff::id))
-                .bind(r.units.map(i64::from))
-                .bind(match (r.sale, r.tariff) {
-                    (Some(sale), Some(tariff)) => sale.minor_units(tariff),
-                    _ => None,
-                })
-                .bind(r.allowance.as_ref().map(|a| i64::from(a.amount.value())));
-        }
-        query.execute(&mut **tx).await?;
-    }
-    let tokens: Vec<(&Record<'_>, usize, &IssuedRow)> = records
+        .collect()
+}
+
+/// The `tokens` rows of `records`: each token with its vend and position.
+fn token_rows<'a>(records: &'a [Record<'a>]) -> Vec<(&'a Record<'a>, usize, &'a IssuedRow)> {
+    records
         .iter()
         .flat_map(|r| r.rows.iter().enumerate().map(move |(i, t)| (r, i, t)))
-        .collect();
-    for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO tokens (request_id, position, pan, number, class, subclass, tid, tid_base) VALUES {}",
-            placeholders(chunk.len(), 8)
-        );
-        let mut query = sqlx::query(&sql);
-        for (r, position, t) in chunk {
-            query = query
-                .bind(r.request_id)
-                .bind(i64::try_from(*position).unwrap_or(i64::MAX))
-                .bind(r.pan.as_str())
-                .bind(t.number.to_string())
-                .bind(i64::from(t.class))
-                .bind(i64::from(t.subclass))
-                .bind(t.tid.map(i64::from))
-                .bind(t.tid.map(|_| r.tid_base.clone()));
-        }
-        query.execute(&mut **tx).await?;
-    }
-    let grants: Vec<(&Record<'_>, &Grant)> = records
+        .collect()
+}
+
+/// The `allowances` rows of `records`.
+fn grant_rows<'a>(records: &'a [Record<'a>]) -> Vec<(&'a Record<'a>, &'a Grant)> {
+    records
         .iter()
         .filter_map(|r| r.allowance.as_ref().map(|g| (r, g)))
-        .collect();
-    for chunk in grants.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO allowances (pan, month, request_id, tariff_id, tenths, created) VALUES {}",
-            placeholders(chunk.len(), 6)
-        );
-        let mut query = sqlx::query(&sql);
-        for (r, g) in chunk {
-            query = query
-                .bind(r.pan.as_str())
-                .bind(g.month.as_str())
-                .bind(r.request_id)
-                .bind(g.tariff_id)
-                .bind(i64::from(g.amount.value()))
-                .bind(r.now);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    let entries: Vec<audit::Entry<'_>> = rows
-        .iter()
+        .collect()
+}
+
+/// The audit entries of `rows`, in order.
+fn audit_entries<'a>(rows: &'a [VendRow<'a>]) -> Vec<audit::Entry<'a>> {
+    rows.iter()
         .map(|row| {
             let r = row.r;
             audit::Entry {
@@ -637,9 +692,7 @@ async fn record_many(
                 }),
             }
         })
-        .collect();
-    audit::append_many(tx, &entries).await?;
-    Ok(rows.into_iter().map(|row| row.body).collect())
+        .collect()
 }
 
 /// The stored results (request, response) of those of `request_ids` that have one.
