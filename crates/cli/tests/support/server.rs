@@ -172,6 +172,12 @@ impl Server {
         );
     }
 
+    /// Kills the process with SIGKILL (no shutdown, no flush) and waits for it.
+    pub fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// What the server logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
