@@ -322,4 +322,47 @@ fn the_whole_process_from_the_command_line() {
         assert_eq!(r.code, 0, "{store}: {}", r.stdout);
         assert!(r.stdout.starts_with("audit log intact"), "{}", r.stdout);
     }
+    let r = sts(dir, &["sm", "audit", "verify", "--store", "sm.db"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // The module's audit log, without its passphrase: the issue batch, then with --records
+    // the token it records (meter, KCV, TID), and never the token number.
+    let show = |extra: &[&str]| -> Vec<serde_json::Value> {
+        ok(
+            dir,
+            &[&["sm", "audit", "show", "--store", "sm.db"][..], extra].concat(),
+        )
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+    };
+    let entries = show(&[]);
+    let batch = entries
+        .iter()
+        .find(|e| e["action"] == "token.issue-batch")
+        .unwrap_or_else(|| panic!("no issue batch in {entries:?}"));
+    assert_eq!(batch["details"]["records"], 1, "{batch}");
+    assert_eq!(batch["details"]["sm"], "SM-0001", "{batch}");
+    let sequence = batch["sequence"].as_u64().unwrap();
+    let with_records = show(&["--records"]);
+    let record = with_records
+        .iter()
+        .find(|r| r["sequence"] == sequence && r["record"] == 0)
+        .unwrap_or_else(|| panic!("no record of entry {sequence} in {with_records:?}"));
+    assert_eq!(record["meter"]["pan"], "600727000000000009", "{record}");
+    assert_eq!(record["kcv"].as_str(), Some(kcv.as_str()), "{record}");
+    assert_eq!(record["tid"], issued["tid"], "{record}");
+    let text = ok(
+        dir,
+        &["sm", "audit", "show", "--store", "sm.db", "--records"],
+    );
+    assert!(!text.contains(token), "the log holds no token number");
+    // --after skips the entries up to a sequence number.
+    let later = show(&["--after", &sequence.to_string()]);
+    assert!(
+        later
+            .iter()
+            .all(|e| e["sequence"].as_u64().unwrap() > sequence)
+    );
+    assert_eq!(later.len(), entries.len() - sequence as usize);
 }

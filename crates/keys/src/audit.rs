@@ -321,6 +321,20 @@ pub async fn verify_audit(path: &Path) -> Result<u64, AuditError> {
     Ok(head.count)
 }
 
+/// Reads the audit log of a KMC or security module store file, oldest first, without its
+/// passphrase (the log holds no secret) and without changing the file.
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub async fn read_audit(path: &Path) -> Result<Vec<AuditEntry>, AuditError> {
+    let pool = store::open_read_only(path).await?;
+    let mut conn = pool.acquire().await?;
+    let entries = load(&mut conn).await?;
+    drop(conn);
+    pool.close().await;
+    Ok(entries)
+}
+
 pub(crate) async fn verify_connection(
     conn: &mut SqliteConnection,
 ) -> Result<AuditHead, AuditError> {

@@ -16,7 +16,7 @@ pub mod vending;
 pub mod wrap;
 
 pub use attributes::{CreditLimit, KeyAttributes, VendingKeyType, VendingKeyTypeError};
-pub use audit::{AuditEntry, AuditError, AuditHead, verify_audit};
+pub use audit::{AuditEntry, AuditError, AuditHead, read_audit, verify_audit};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{IdError, KeyId, OwnerId, SecurityModuleId};
 pub use keyload::{

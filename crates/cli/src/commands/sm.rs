@@ -5,7 +5,7 @@
 //! verifies tokens. Every token is recorded with the module's ID and the vending key's check
 //! value in its hash-chained audit log.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
@@ -76,11 +76,40 @@ pub(crate) enum SmCommand {
         /// The token.
         token: String,
     },
-    /// Check the module's hash-chained audit log; exit 1 if broken.
+    /// The hash-chained audit log: verify it, or show its entries and the tokens they record.
+    #[command(subcommand)]
+    Audit(SmAuditCommand),
+    /// Check the module's hash-chained audit log; exit 1 if broken (as `audit verify`).
+    #[command(hide = true)]
     AuditVerify {
         /// The store file.
         #[arg(long, value_name = "FILE")]
         store: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SmAuditCommand {
+    /// Check every entry's hash and the chain; exit 1 if it is broken. Needs no passphrase.
+    Verify {
+        /// The store file.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+    },
+    /// Print the entries as JSON lines, oldest first. A batch entry shows how many tokens (or
+    /// key change sets) it records; --records adds one line per record after it (meter, KCV,
+    /// class, subclass, TID, credit). Needs no passphrase: the log holds no key and no token
+    /// number.
+    Show {
+        /// The store file.
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// Only entries after this sequence number.
+        #[arg(long, value_name = "SEQUENCE", default_value_t = 0)]
+        after: u64,
+        /// Also print every record of the batch entries, one line each.
+        #[arg(long)]
+        records: bool,
     },
 }
 
@@ -415,7 +444,50 @@ async fn run_async(command: &SmCommand, json: bool) -> Outcome {
                 Err(e) => return Err(Failure::from(e)),
             }
         }
-        SmCommand::AuditVerify { store } => return verify_audit(store, json).await,
+        SmCommand::AuditVerify { store } | SmCommand::Audit(SmAuditCommand::Verify { store }) => {
+            return verify_audit(store, json).await;
+        }
+        SmCommand::Audit(SmAuditCommand::Show {
+            store,
+            after,
+            records,
+        }) => show_audit(store, *after, *records).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the audit entries after `after` as JSON lines; with `records`, each batch entry's
+/// records follow it, one line each (`{"sequence", "record", ...}`).
+async fn show_audit(store: &std::path::Path, after: u64, records: bool) -> Result<(), Failure> {
+    let entries = sts_keys::read_audit(store)
+        .await
+        .hint("cannot read the audit log", "check the --store path")?;
+    let mut out = std::io::stdout().lock();
+    for entry in entries.iter().filter(|e| e.sequence > after) {
+        let mut line = json!({
+            "sequence": entry.sequence,
+            "time": entry.time,
+            "actor": entry.actor,
+            "action": entry.action,
+            "details": serde_json::from_str::<serde_json::Value>(&entry.details)
+                .unwrap_or_else(|_| serde_json::Value::String(entry.details.clone())),
+            "hash": entry.hash.iter().map(|b| format!("{b:02X}")).collect::<String>(),
+        });
+        let decoded = entry.batch_records();
+        if let Err(e) = &decoded {
+            line["records_error"] = json!(e.to_string());
+        }
+        writeln!(out, "{line}").hint("cannot write the output", "check where the output goes")?;
+        if let (true, Ok(Some(batch))) = (records, decoded)
+            && let serde_json::Value::Array(list) = batch.to_json()
+        {
+            for (i, mut record) in list.into_iter().enumerate() {
+                record["sequence"] = json!(entry.sequence);
+                record["record"] = json!(i);
+                writeln!(out, "{record}")
+                    .hint("cannot write the output", "check where the output goes")?;
+            }
+        }
+    }
+    Ok(())
 }
