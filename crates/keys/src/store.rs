@@ -161,6 +161,11 @@ impl Script {
         self
     }
 
+    /// Puts a statement without parameters before the others.
+    pub(crate) fn prepend(&mut self, sql: &str) {
+        self.sql.insert_str(0, &format!("{sql};\n"));
+    }
+
     /// Binds the next parameter.
     pub(crate) fn bind<T>(&mut self, value: T) -> &mut Self
     where

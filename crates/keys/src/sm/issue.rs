@@ -271,24 +271,40 @@ impl SecurityModule {
 
     async fn issue_batch<R: Request>(&self, requests: &[R]) -> Result<Vec<IssuedToken>, SmError> {
         let mut turn = self.turn().await;
-        let issued = self.issue_in_turn(&mut turn, requests).await;
+        let mut issued = self.issue_in_turn(&mut turn, requests, true).await;
         if issued.is_err() {
+            let stale = turn.stale();
             turn.rollback().await;
+            if stale {
+                // Another writer committed since this module's last batch: plan again on
+                // the store's head.
+                issued = self.issue_in_turn(&mut turn, requests, false).await;
+                if issued.is_err() {
+                    turn.rollback().await;
+                }
+            }
         }
         issued
     }
 
+    /// Issues the batch in `turn`: `optimistic`, planned on the head of the module's last
+    /// commit when it has one (see `Turn::begin_optimistic`), else on the head read under
+    /// the store's write lock.
     async fn issue_in_turn<R: Request>(
         &self,
         turn: &mut Turn<'_>,
         requests: &[R],
+        optimistic: bool,
     ) -> Result<Vec<IssuedToken>, SmError> {
         let now_seconds = self.clock.unix_seconds();
         let now = UtcMinute::from_unix_seconds(now_seconds);
         // The RND nibbles of the whole batch in one call to the OS CSPRNG.
         let mut nibbles = vec![0u8; requests.len()];
         random::fill(&mut nibbles)?;
-        let start = turn.begin(self).await?;
+        let start = match optimistic.then(|| turn.begin_optimistic()).flatten() {
+            Some(head) => head,
+            None => turn.begin(self).await?,
+        };
         let (conn, ledger, known_credits) = turn.parts()?;
         let mut audit = BatchAudit::tokens(self, start, now_seconds, requests.len());
         let ready = TidLedger::ready(ledger.take(), conn, start, now).await?;
@@ -347,7 +363,7 @@ impl SecurityModule {
         // encrypts the second half. No token leaves before the commit: a batch that does not
         // commit returns only its error.
         let (committed, sealed) = {
-            let mut commit = std::pin::pin!(turn.commit(script));
+            let mut commit = std::pin::pin!(turn.commit(script, head));
             let early = poll_once(commit.as_mut()).await;
             let helper = (planned.len() >= PARALLEL_SEAL).then(|| {
                 let second = planned.split_off(planned.len() / 2);

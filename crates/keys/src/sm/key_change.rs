@@ -149,7 +149,7 @@ impl SecurityModule {
         }
         let mut script = Script::default();
         let after = audit.finish(&mut script);
-        turn.commit(script).await?;
+        turn.commit(script, after).await?;
         // Key change tokens carry no TID and no credit: what is known stays valid.
         let (_, ledger, credits) = turn.parts()?;
         if let Some(ledger) = ledger {

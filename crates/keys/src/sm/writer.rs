@@ -4,18 +4,21 @@
 //! A batch's cost outside the engine is mostly round trips to the SQLite driver's worker
 //! thread (measured here: 80-100 µs each, a thread wake-up both ways) and the commit's fsync.
 //! So batches have a connection of their own, outside the pool (a pooled connection is pinged
-//! on every release: one more round trip per batch), and a batch makes two round trips: one
-//! that begins the transaction and reads the audit head, one that writes the batch and
-//! commits. The transaction is begun and ended in SQL, not through the driver's transaction
-//! type, so that both can share a round trip with other statements; [`Turn`] keeps track of
-//! it instead: a batch that fails rolls back, and a batch whose future is dropped mid-way
-//! closes the connection (SQLite rolls back an open transaction when its connection closes),
-//! so the next batch begins on a fresh one.
+//! on every release: one more round trip per batch), and a token batch makes one round trip
+//! when nothing else wrote to the store since this module's last batch: the script that
+//! begins the transaction (`BEGIN IMMEDIATE`), writes the batch and commits, planned on the
+//! head of the last commit ([`Turn::begin_optimistic`]). Otherwise, and for key change
+//! batches, it makes two: one that begins the transaction and reads the audit head under the
+//! write lock ([`Turn::begin`]), one that writes and commits. The transaction is begun and
+//! ended in SQL, not through the driver's transaction type, so that it can share a round
+//! trip with other statements; [`Turn`] keeps track of it instead: a batch that fails rolls
+//! back, and a batch whose future is dropped mid-way closes the connection (SQLite rolls back
+//! an open transaction when its connection closes), so the next batch begins on a fresh one.
 //!
 //! Other writers (keyload imports, another process on the same store) take the write lock
-//! with `BEGIN IMMEDIATE` too, and each batch reads the audit head under the lock: what is
-//! kept in memory here (the TID ledger, the credit totals) is valid only at the head it was
-//! read or committed at, and is read again from the store when the head moved.
+//! with `BEGIN IMMEDIATE` too, and append to the audit log: what is kept in memory here (the
+//! TID ledger, the credit totals, the head of the last commit) is valid only at the head it
+//! was read or committed at, and is read again from the store when the head moved.
 
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::MutexGuard;
@@ -34,6 +37,9 @@ pub(super) struct Writer {
     conn: Option<SqliteConnection>,
     pub(super) ledger: Option<TidLedger>,
     pub(super) credits: CreditTotals,
+    /// The audit head this connection's last transaction committed at: the store's, unless
+    /// another writer committed since (see [`Turn::begin_optimistic`]).
+    head: Option<AuditHead>,
 }
 
 /// The credit issued under each key, as the store held it at `head`.
@@ -93,11 +99,16 @@ impl Writer {
     }
 }
 
-/// A batch's turn at the writer: at most one transaction, begun by [`Turn::begin`].
+/// A batch's turn at the writer: at most one transaction, begun by [`Turn::begin`], or by
+/// [`Turn::commit`] after [`Turn::begin_optimistic`].
 pub(super) struct Turn<'a> {
     writer: MutexGuard<'a, Writer>,
     /// A transaction may be open on the connection.
     open: bool,
+    /// The transaction begins in the commit script.
+    optimistic: bool,
+    /// An optimistic commit failed: the batch may have been planned on a stale head.
+    stale: bool,
 }
 
 impl SecurityModule {
@@ -106,6 +117,8 @@ impl SecurityModule {
         Turn {
             writer: self.writer.lock().await,
             open: false,
+            optimistic: false,
+            stale: false,
         }
     }
 }
@@ -126,6 +139,25 @@ impl Turn<'_> {
             .await?;
         let text: Option<String> = rows.first().map(|r| r.try_get(0)).transpose()?;
         Ok(audit::decode_head(text.as_deref())?)
+    }
+
+    /// Plans the batch at the head this connection last committed at, without a round trip:
+    /// the transaction then begins (`BEGIN IMMEDIATE`) in the commit script. Should another
+    /// writer have committed since, the batch's first audit entry takes a sequence number
+    /// that exists (`audit.sequence` is the primary key): the commit fails, nothing is
+    /// written, and [`Turn::stale`] tells the caller to plan again from [`Turn::begin`].
+    /// Every change to the store appends to its audit log, so none goes unnoticed; and what
+    /// a stale plan refuses (a credit limit on a lower total, a key not held) the store
+    /// would refuse too. None when nothing was committed through this connection yet.
+    pub(super) fn begin_optimistic(&mut self) -> Option<AuditHead> {
+        let head = self.writer.head.filter(|_| self.writer.conn.is_some())?;
+        self.optimistic = true;
+        Some(head)
+    }
+
+    /// True when an optimistic commit failed (see [`Turn::begin_optimistic`]).
+    pub(super) fn stale(&self) -> bool {
+        self.stale
     }
 
     /// The connection, inside the transaction.
@@ -151,6 +183,7 @@ impl Turn<'_> {
             conn,
             ledger,
             credits,
+            ..
         } = &mut *self.writer;
         let conn = conn
             .as_mut()
@@ -158,12 +191,27 @@ impl Turn<'_> {
         Ok((conn, ledger, credits))
     }
 
-    /// Runs `script` and commits: one round trip. On failure the transaction may still be
-    /// open: [`Turn::rollback`] it.
-    pub(super) async fn commit(&mut self, mut script: Script) -> Result<(), SmError> {
+    /// Runs `script` and commits, leaving the store at `head`: one round trip (beginning the
+    /// transaction too after [`Turn::begin_optimistic`]). On failure the transaction may
+    /// still be open: [`Turn::rollback`] it.
+    pub(super) async fn commit(
+        &mut self,
+        mut script: Script,
+        head: AuditHead,
+    ) -> Result<(), SmError> {
+        if self.optimistic {
+            script.prepend("BEGIN IMMEDIATE");
+            self.open = true;
+        }
         script.statement("COMMIT");
-        script.execute(self.conn()?).await?;
+        let done = script.execute(self.conn()?).await;
+        if done.is_err() && self.optimistic {
+            self.stale = true;
+        }
+        done?;
         self.open = false;
+        self.optimistic = false;
+        self.writer.head = Some(head);
         Ok(())
     }
 
@@ -173,6 +221,9 @@ impl Turn<'_> {
         if let Some(ledger) = &mut self.writer.ledger {
             ledger.rollback();
         }
+        // The next batch reads the head.
+        self.writer.head = None;
+        self.optimistic = false;
         if !self.open {
             return;
         }
@@ -197,6 +248,7 @@ impl Drop for Turn<'_> {
         }
         if self.open {
             self.writer.conn = None;
+            self.writer.head = None;
         }
     }
 }
