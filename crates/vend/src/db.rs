@@ -159,9 +159,14 @@ fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
             .max_connections(8.min(max))
             .after_connect(|conn, _| {
                 Box::pin(async move {
+                    // The page cache: SQLite's default (2 MiB per connection) holds the
+                    // indexes of a small database only, and a vend inserts into several at
+                    // random places (request IDs): 64 MiB per connection, taken as pages
+                    // are read (the batch pool's two connections do the writing).
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                         PRAGMA cache_size = -65536;",
                     )
                     .await?;
                     Ok(())
