@@ -201,3 +201,29 @@ pub(crate) fn register_name(code: u16) -> String {
 pub(crate) fn grouped(number: TokenNumber) -> String {
     number.grouped().to_string()
 }
+
+/// A progress bar on standard error for `total` items called `unit` ("meters", "rows"):
+/// position, rate per second and ETA. None when standard error is not a terminal (the
+/// commands then print a line now and then instead).
+pub(crate) fn progress_bar(total: u64, unit: &str) -> Option<indicatif::ProgressBar> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit}, {{rate}}/s, ETA {{eta}}"
+            ))
+            .map(|s| {
+                s.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}", state.per_sec());
+                    },
+                )
+            })
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}

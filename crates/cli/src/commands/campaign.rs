@@ -5,7 +5,6 @@
 mod bench;
 
 use std::{
-    io::IsTerminal,
     path::PathBuf,
     process::ExitCode,
     sync::{
@@ -16,7 +15,7 @@ use std::{
 };
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use sts_core::{
     BaseDate, KeyDerivationAlgorithm, KeyRevisionNumber, MeterPan, SupplyGroupCode, TariffIndex,
@@ -31,7 +30,7 @@ use crate::{
     Outcome,
     commands::kmc::{StoreArgs, passphrase},
     failure::{Failure, Hint, fail},
-    output::print_json,
+    output::{print_json, progress_bar},
 };
 
 const AFTER_HELP: &str = "\
@@ -346,25 +345,9 @@ pub(crate) struct Progress {
 impl Progress {
     pub(crate) fn new(campaign: &Campaign) -> Self {
         let total = campaign.selected.max(campaign.processed);
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} meters, {rate}/s, ETA {eta}",
-                )
-                .map(|s| {
-                    s.with_key(
-                        "rate",
-                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                            let _ = write!(w, "{:.0}", state.per_sec());
-                        },
-                    )
-                })
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
+        let bar = progress_bar(total, "meters").inspect(|bar| {
             bar.set_position(campaign.processed);
             bar.reset_eta();
-            bar
         });
         Self {
             bar,

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{IsTerminal, Write},
+    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::{
@@ -15,7 +15,6 @@ use std::{
 };
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use sts_core::{MeterPan, TransferAmount, amount::parse_fixed};
 use tokio::sync::mpsc;
@@ -27,7 +26,7 @@ use crate::{
         loadtest::{Connection, host, key},
     },
     failure::{Failure, Hint, fail},
-    output::print_json,
+    output::{print_json, progress_bar},
 };
 
 #[derive(Debug, Subcommand)]
@@ -312,7 +311,10 @@ fn bulk(args: &BulkArgs, json: bool) -> Outcome {
                     Ok(r) => {
                         let line = r.position().map_or(seq + 2, csv::Position::line);
                         let field = |i: usize| r.get(i).unwrap_or("").to_owned();
-                        (line, Ok((field(id_col), field(meter_col), field(amount_col))))
+                        (
+                            line,
+                            Ok((field(id_col), field(meter_col), field(amount_col))),
+                        )
                     }
                     Err(e) => (
                         e.position().map_or(seq + 2, csv::Position::line),
@@ -365,31 +367,16 @@ fn bulk(args: &BulkArgs, json: bool) -> Outcome {
             Ok(())
         });
         // The writer: the report in file order, progress as rows finish.
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows, {rate}/s, ETA {eta}",
-                )
-                .map(|s| {
-                    s.with_key(
-                        "rate",
-                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                            let _ = write!(w, "{:.0}", state.per_sec());
-                        },
-                    )
-                })
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        });
+        let bar = progress_bar(rows, "rows");
         let mut out = csv::Writer::from_writer(std::io::BufWriter::new(report));
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut waiting: BTreeMap<u64, RowResult> = BTreeMap::new();
         let mut next = 0u64;
         let mut last_line = Instant::now();
         let mut write_error = None;
-        if let Err(e) = out.write_record(["line", "request_id", "meter", "status", "tokens", "error"]) {
+        if let Err(e) =
+            out.write_record(["line", "request_id", "meter", "status", "tokens", "error"])
+        {
             write_error = Some(e.to_string());
         }
         while let Some(outcome) = done_rx.recv().await {
