@@ -67,7 +67,21 @@ impl AuditEntry {
     /// one object per token or key change set.
     #[must_use]
     pub fn to_json_line(&self) -> String {
-        let mut line = serde_json::json!({
+        let mut line = self.to_json();
+        if let Some(records) = &self.records {
+            line["records"] = match BatchRecords::decode(records) {
+                Ok(decoded) => decoded.to_json(),
+                Err(e) => serde_json::Value::String(e.to_string()),
+            };
+        }
+        line.to_string()
+    }
+
+    /// The entry as JSON (hashes in hex), without a batch entry's records: its details say
+    /// how many it holds, [`AuditEntry::batch_records`] decodes them.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
             "sequence": self.sequence,
             "time": self.time,
             "actor": self.actor,
@@ -76,14 +90,7 @@ impl AuditEntry {
                 .unwrap_or(serde_json::Value::String(self.details.clone())),
             "prev_hash": hex::encode_upper(&self.prev_hash),
             "hash": hex::encode_upper(&self.hash),
-        });
-        if let Some(records) = &self.records {
-            line["records"] = match BatchRecords::decode(records) {
-                Ok(decoded) => decoded.to_json(),
-                Err(e) => serde_json::Value::String(e.to_string()),
-            };
-        }
-        line.to_string()
+        })
     }
 
     /// The decoded records of a batch entry (`None` for other entries).

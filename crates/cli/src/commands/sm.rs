@@ -464,15 +464,7 @@ async fn show_audit(store: &std::path::Path, after: u64, records: bool) -> Resul
         .hint("cannot read the audit log", "check the --store path")?;
     let mut out = std::io::stdout().lock();
     for entry in entries.iter().filter(|e| e.sequence > after) {
-        let mut line = json!({
-            "sequence": entry.sequence,
-            "time": entry.time,
-            "actor": entry.actor,
-            "action": entry.action,
-            "details": serde_json::from_str::<serde_json::Value>(&entry.details)
-                .unwrap_or_else(|_| serde_json::Value::String(entry.details.clone())),
-            "hash": entry.hash.iter().map(|b| format!("{b:02X}")).collect::<String>(),
-        });
+        let mut line = entry.to_json();
         let decoded = entry.batch_records();
         if let Err(e) = &decoded {
             line["records_error"] = json!(e.to_string());
