@@ -3,6 +3,7 @@
 //! tokens.
 
 mod batch;
+mod group;
 mod issue;
 mod key_change;
 mod tids;
@@ -159,6 +160,19 @@ pub enum SmError {
     /// The OS CSPRNG failed.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// The batch was issued in a group with other callers' batches (see
+    /// [`SecurityModule::issue`]) whose leading caller went away while the group committed:
+    /// its tokens may be recorded in the audit log, but none can be returned. It is not
+    /// tried again, which could issue them twice.
+    #[error(
+        "the batch was cut short while committing with other callers' batches: its tokens may be recorded in the audit log, but none is returned"
+    )]
+    BatchCutShort,
+    /// The batch was issued in a group with other callers' batches (see
+    /// [`SecurityModule::issue`]), and what failed the group (the store, the OS CSPRNG)
+    /// failed it too: nothing of the group was issued.
+    #[error("the commit this batch shared with other callers' batches failed: {0}")]
+    SharedCommitFailed(#[source] Arc<SmError>),
 }
 
 impl From<sqlx::Error> for SmError {
@@ -219,6 +233,8 @@ pub struct SecurityModule {
     cache: Mutex<HashMap<Slot, Arc<CachedKey>>>,
     /// The connection batches write through, and what is known at the audit head.
     writer: tokio::sync::Mutex<writer::Writer>,
+    /// Token batches waiting for the writer, to be issued as a group.
+    queue: group::Queue,
 }
 
 impl std::fmt::Debug for SecurityModule {
@@ -338,6 +354,7 @@ impl SecurityModule {
             clock,
             cache: Mutex::new(HashMap::new()),
             writer: tokio::sync::Mutex::default(),
+            queue: group::Queue::default(),
         })
     }
 
@@ -416,6 +433,7 @@ impl SecurityModule {
             clock: Arc::new(SystemClock),
             cache: Mutex::new(HashMap::new()),
             writer: tokio::sync::Mutex::default(),
+            queue: group::Queue::default(),
         })
     }
 

@@ -145,11 +145,17 @@ impl VendError {
 }
 
 /// Security module failures that are not refusals of the request: its store, its key
-/// wrapping (a tampered store) or the OS CSPRNG.
+/// wrapping (a tampered store), the OS CSPRNG, or a shared commit that failed or was cut
+/// short.
 fn sm_internal(e: &SmError) -> bool {
     matches!(
         e,
-        SmError::Store(_) | SmError::Wrap(_) | SmError::Random(_) | SmError::WrongPassphrase
+        SmError::Store(_)
+            | SmError::Wrap(_)
+            | SmError::Random(_)
+            | SmError::WrongPassphrase
+            | SmError::BatchCutShort
+            | SmError::SharedCommitFailed(_)
     )
 }
 

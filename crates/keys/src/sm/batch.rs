@@ -64,6 +64,7 @@ pub(super) struct Credit {
 
 /// The credit totals of the keys a batch issues credit with: from memory when they are known
 /// at the batch's audit head, else read once each.
+#[derive(Clone)]
 pub(super) struct Credits {
     head: AuditHead,
     slots: Vec<(Slot, Credit)>,

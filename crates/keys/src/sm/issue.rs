@@ -5,19 +5,23 @@ use sts_core::{
     TokenIdentifier, TokenNumber, TransferAmount, UtcMinute, token::MeterTestFormat,
 };
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use sts_core::token::{DataBlock, seal};
 
 use super::{
     CachedKey, SecurityModule, SmError,
     batch::{BatchAudit, BatchKeys, Credits},
+    group::Owned,
     tids::{MeterKey, TidLedger},
     writer::{CreditTotals, Turn},
 };
 use crate::{
-    KeyAttributes, KeyCheckValue, SecurityModuleId, VendingKeyType, audit::TokenRecord, random,
-    store::Script,
+    KeyAttributes, KeyCheckValue, SecurityModuleId, StoreError, VendingKeyType, audit::TokenRecord,
+    random, store::Script,
 };
 
 /// A token to issue; the module adds the TID (from its clock) and the random nibble.
@@ -192,8 +196,14 @@ pub(super) fn cipher(key: &CachedKey, meter: &MeterDescription) -> Result<TokenC
 }
 
 /// A request of a batch: the meter, the token, and a floor for its TID.
-trait Request {
+pub(super) trait Request {
     fn parts(&self) -> (&MeterDescription, TokenRequest, Option<TokenIdentifier>);
+
+    /// The request as the group commit queue keeps it.
+    fn owned(&self) -> Owned {
+        let (meter, request, floor) = self.parts();
+        (*meter, request, floor)
+    }
 }
 
 impl Request for (MeterDescription, TokenRequest) {
@@ -208,6 +218,9 @@ impl Request for (MeterDescription, TokenRequest, Option<TokenIdentifier>) {
     }
 }
 
+/// Each batch's outcome, for a group of batches that share a transaction.
+type Outcomes = Vec<Result<Vec<IssuedToken>, SmError>>;
+
 impl SecurityModule {
     /// Issues a token for `meter` with the vending key this module holds for the meter's SGC,
     /// key type and KRN, at the module clock's current minute.
@@ -218,10 +231,15 @@ impl SecurityModule {
     /// minute get successive TIDs. The token is recorded in the audit log with this module's ID
     /// and the vending key's check value (not the token number).
     ///
+    /// Concurrent calls share commits: the tokens asked for while one commits are issued
+    /// together, in one transaction, by the next (group commit; each call is still refused or
+    /// issued on its own).
+    ///
     /// # Errors
     /// [`SmError::NoKey`], [`SmError::KeyMismatch`], [`SmError::KeyNotYetActive`],
     /// [`SmError::KeyExpiredForIssuing`], [`SmError::DefaultKeyCredit`],
-    /// [`SmError::CreditLimitExceeded`], [`SmError::KeyExpiryNumberPassed`], and engine errors.
+    /// [`SmError::CreditLimitExceeded`], [`SmError::KeyExpiryNumberPassed`],
+    /// [`SmError::BatchCutShort`], and engine errors.
     pub async fn issue(
         &self,
         meter: &MeterDescription,
@@ -240,7 +258,8 @@ impl SecurityModule {
     /// Each token is checked as by [`SecurityModule::issue`]. The batch is recorded as one
     /// audit entry (per 65,536 tokens) holding a compact record of every token (see
     /// [`crate::audit::records`]); the last TIDs of all its meters are read and written with
-    /// one statement each way, so this is the fast path for bulk vending.
+    /// one statement each way, so this is the fast path for bulk vending. Batches of
+    /// concurrent calls share commits, as for [`SecurityModule::issue`].
     ///
     /// # Errors
     /// The first refusal, as [`SecurityModule::issue`]; nothing is issued then.
@@ -248,7 +267,7 @@ impl SecurityModule {
         &self,
         requests: &[(MeterDescription, TokenRequest)],
     ) -> Result<Vec<IssuedToken>, SmError> {
-        self.issue_batch(requests).await
+        self.issue_grouped(requests).await
     }
 
     /// As [`SecurityModule::issue_many`], each token's TID strictly after a floor the caller
@@ -266,19 +285,26 @@ impl SecurityModule {
         &self,
         requests: &[(MeterDescription, TokenRequest, Option<TokenIdentifier>)],
     ) -> Result<Vec<IssuedToken>, SmError> {
-        self.issue_batch(requests).await
+        self.issue_grouped(requests).await
     }
 
-    async fn issue_batch<R: Request>(&self, requests: &[R]) -> Result<Vec<IssuedToken>, SmError> {
-        let mut turn = self.turn().await;
-        let mut issued = self.issue_in_turn(&mut turn, requests, true).await;
+    /// Issues `batches` in one transaction in `turn`, each on its own: the outcome of each,
+    /// or the error that failed the transaction (nothing is issued then). `committing` is
+    /// set while the commit may reach the store and its tokens are not yet returned.
+    pub(super) async fn issue_group<R: Request>(
+        &self,
+        turn: &mut Turn<'_>,
+        batches: &[&[R]],
+        committing: &AtomicBool,
+    ) -> Result<Outcomes, SmError> {
+        let mut issued = self.issue_in_turn(turn, batches, true, committing).await;
         if issued.is_err() {
             let stale = turn.stale();
             turn.rollback().await;
             if stale {
                 // Another writer committed since this module's last batch: plan again on
                 // the store's head.
-                issued = self.issue_in_turn(&mut turn, requests, false).await;
+                issued = self.issue_in_turn(turn, batches, false, committing).await;
                 if issued.is_err() {
                     turn.rollback().await;
                 }
@@ -287,100 +313,109 @@ impl SecurityModule {
         issued
     }
 
-    /// Issues the batch in `turn`: `optimistic`, planned on the head of the module's last
+    /// Issues the batches in `turn`: `optimistic`, planned on the head of the module's last
     /// commit when it has one (see `Turn::begin_optimistic`), else on the head read under
     /// the store's write lock.
     async fn issue_in_turn<R: Request>(
         &self,
         turn: &mut Turn<'_>,
-        requests: &[R],
+        batches: &[&[R]],
         optimistic: bool,
-    ) -> Result<Vec<IssuedToken>, SmError> {
+        committing: &AtomicBool,
+    ) -> Result<Outcomes, SmError> {
         let now_seconds = self.clock.unix_seconds();
         let now = UtcMinute::from_unix_seconds(now_seconds);
-        // The RND nibbles of the whole batch in one call to the OS CSPRNG.
-        let mut nibbles = vec![0u8; requests.len()];
+        let tokens: usize = batches.iter().map(|b| b.len()).sum();
+        // The RND nibbles of the whole group in one call to the OS CSPRNG.
+        let mut nibbles = vec![0u8; tokens];
         random::fill(&mut nibbles)?;
         let start = match optimistic.then(|| turn.begin_optimistic()).flatten() {
             Some(head) => head,
             None => turn.begin(self).await?,
         };
         let (conn, ledger, known_credits) = turn.parts()?;
-        let mut audit = BatchAudit::tokens(self, start, now_seconds, requests.len());
+        let mut audit = BatchAudit::tokens(self, start, now_seconds, tokens);
         let ready = TidLedger::ready(ledger.take(), conn, start, now).await?;
         let ledger = ledger.insert(ready);
-        ledger.reserve(requests.len());
+        ledger.reserve(tokens);
         audit.continue_tid_max(ledger.max());
-        let mut batch = TokenBatch {
+        let mut group = TokenBatch {
             now,
             keys: BatchKeys::default(),
             credits: Credits::at(start),
             known_credits,
             ledger,
         };
-        // Everything that can refuse the batch happens here, before it commits: the checks,
-        // the TIDs, the data blocks, and whether each meter's decoder key can be derived.
-        // Only the encryption, which cannot fail then, is left for after.
-        let mut planned = Vec::with_capacity(requests.len());
-        for (r, nibble) in requests.iter().zip(nibbles) {
-            let (meter, request, floor) = r.parts();
-            let (token, key, credit_units) = if request.uses_key() {
-                let key = batch.keys.get(self, conn, meter).await?;
-                let (token, credit_units) = batch
-                    .checked_token(conn, &key, meter, request, floor, nibble)
-                    .await?;
-                key.generator.check(meter)?;
-                (token, Some(key), credit_units)
+        // Everything that can refuse a batch happens here, before the group commits: the
+        // checks, the TIDs, the data blocks, and whether each meter's decoder key can be
+        // derived. Only the encryption, which cannot fail then, is left for after. A batch
+        // refused is undone (its TIDs and credit) and left out; the others go on.
+        let mut planned = Vec::with_capacity(tokens);
+        let mut outcomes: Vec<Option<SmError>> = Vec::with_capacity(batches.len());
+        let mut nibbles = nibbles.iter();
+        for batch in batches {
+            let mark = group.mark();
+            let first = planned.len();
+            let mut refused = None;
+            for (r, &nibble) in batch.iter().zip(nibbles.by_ref().take(batch.len())) {
+                if refused.is_some() {
+                    // Keep the nibbles in step with the requests.
+                    continue;
+                }
+                match group.plan(self, conn, r, nibble).await {
+                    Ok(p) => planned.push(p),
+                    Err(e) => refused = Some(e),
+                }
+            }
+            if refused.is_some() {
+                planned.truncate(first);
+                group.undo(mark);
             } else {
-                let token = request.token(RandomNumber::default(), TokenIdentifier::from_raw(0)?);
-                (token, None, None)
-            };
-            let check_value = key.as_ref().map(|k| k.check_value);
-            let (audit_sequence, audit_record) = audit.token(&TokenRecord {
-                meter: *meter,
-                check_value,
-                class: token.class(),
-                subclass: token.subclass(),
-                tid: token.tid(),
-                credit_units,
-            });
-            planned.push(Planned {
-                block: token.to_block()?,
-                token,
-                meter: *meter,
-                key,
-                audit_sequence,
-                audit_record,
-            });
+                for p in &mut planned[first..] {
+                    (p.audit_sequence, p.audit_record) = audit.token(&p.record());
+                }
+            }
+            outcomes.push(refused);
         }
-        let TokenBatch { credits, .. } = batch;
+        if planned.is_empty() {
+            // Every batch refused: nothing to commit.
+            turn.rollback().await;
+            return Ok(outcomes
+                .into_iter()
+                .map(|e| Err(e.unwrap_or_else(|| StoreError::Corrupt("no outcome".into()).into())))
+                .collect());
+        }
+        let TokenBatch { credits, .. } = group;
         let tid_max = audit.tid_max();
         let mut script = Script::default();
         credits.write_into(&mut script);
         let head = audit.finish(&mut script);
-        // Encrypt while the batch commits: the driver's worker thread writes and syncs the
-        // store while this thread encrypts - and, for a large batch, a blocking-pool thread
-        // encrypts the second half. No token leaves before the commit: a batch that does not
+        // Encrypt while the group commits: the driver's worker thread writes and syncs the
+        // store while this thread encrypts - and, for a large group, a blocking-pool thread
+        // encrypts the second half. No token leaves before the commit: a group that does not
         // commit returns only its error.
+        committing.store(true, Ordering::Release);
         let (committed, sealed) = {
             let mut commit = std::pin::pin!(turn.commit(script, head));
             let early = poll_once(commit.as_mut()).await;
             let helper = (planned.len() >= PARALLEL_SEAL).then(|| {
                 let second = planned.split_off(planned.len() / 2);
-                let id = self.id.clone();
-                tokio::task::spawn_blocking(move || Planned::seal_all(second, &id))
+                let (count, id) = (second.len(), self.id.clone());
+                (
+                    count,
+                    tokio::task::spawn_blocking(move || Planned::seal_all(second, &id)),
+                )
             });
             let mut sealed = Planned::seal_all(planned, &self.id);
-            if let Some(helper) = helper {
+            if let Some((count, helper)) = helper {
                 let second = helper.await.unwrap_or_else(|_| {
-                    Err(SmError::Store(crate::StoreError::Corrupt(
-                        "the encryption thread failed".into(),
-                    )))
+                    (0..count)
+                        .map(|_| {
+                            Err(StoreError::Corrupt("the encryption thread failed".into()).into())
+                        })
+                        .collect()
                 });
-                sealed = sealed.and_then(|mut first| {
-                    first.extend(second?);
-                    Ok(first)
-                });
+                sealed.extend(second);
             }
             let committed = match early {
                 Some(done) => done,
@@ -388,15 +423,27 @@ impl SecurityModule {
             };
             (committed, sealed)
         };
+        if committed.is_err() {
+            committing.store(false, Ordering::Release);
+        }
         committed?;
         let (_, ledger, known_credits) = turn.parts()?;
         if let Some(ledger) = ledger {
             ledger.commit(tid_max, head);
         }
         known_credits.commit(start, head, credits.totals());
-        // Not expected: every failure of the encryption was checked for above. The batch is
-        // recorded, its tokens are not delivered - never the other way round.
-        sealed
+        // Each batch's tokens, in order. An encryption failure is not expected: every failure
+        // was checked for above. Its batch is recorded, its tokens are not delivered - never
+        // the other way round.
+        let mut sealed = sealed.into_iter();
+        Ok(batches
+            .iter()
+            .zip(outcomes)
+            .map(|(batch, refused)| match refused {
+                Some(e) => Err(e),
+                None => sealed.by_ref().take(batch.len()).collect(),
+            })
+            .collect())
     }
 }
 
@@ -420,6 +467,7 @@ struct Planned {
     meter: MeterDescription,
     /// None for class 1, which is not encrypted.
     key: Option<Arc<CachedKey>>,
+    credit_units: Option<u64>,
     audit_sequence: u64,
     audit_record: u32,
 }
@@ -429,10 +477,22 @@ struct Planned {
 const PARALLEL_SEAL: usize = 2048;
 
 impl Planned {
+    /// What the audit log keeps of the token.
+    fn record(&self) -> TokenRecord {
+        TokenRecord {
+            meter: self.meter,
+            check_value: self.key.as_ref().map(|k| k.check_value),
+            class: self.token.class(),
+            subclass: self.token.subclass(),
+            tid: self.token.tid(),
+            credit_units: self.credit_units,
+        }
+    }
+
     fn seal_all(
         planned: Vec<Self>,
         security_module: &SecurityModuleId,
-    ) -> Result<Vec<IssuedToken>, SmError> {
+    ) -> Vec<Result<IssuedToken, SmError>> {
         planned
             .into_iter()
             .map(|p| p.seal(security_module))
@@ -456,7 +516,7 @@ impl Planned {
     }
 }
 
-/// A batch of tokens in the making: what it has looked up and what it has issued so far.
+/// Tokens in the making: what the group has looked up and what it has issued so far.
 struct TokenBatch<'l> {
     now: UtcMinute,
     keys: BatchKeys,
@@ -465,7 +525,57 @@ struct TokenBatch<'l> {
     ledger: &'l mut TidLedger,
 }
 
+/// Where a batch of a group began: what to go back to if it is refused.
+struct Mark {
+    tids: usize,
+    credits: Credits,
+}
+
 impl TokenBatch<'_> {
+    fn mark(&self) -> Mark {
+        Mark {
+            tids: self.ledger.mark(),
+            credits: self.credits.clone(),
+        }
+    }
+
+    /// Undoes the TIDs and credit issued since `mark`.
+    fn undo(&mut self, mark: Mark) {
+        self.ledger.rollback_to(mark.tids);
+        self.credits = mark.credits;
+    }
+
+    /// Checks a request and plans its token (not yet recorded in the audit).
+    async fn plan<R: Request>(
+        &mut self,
+        sm: &SecurityModule,
+        conn: &mut sqlx::SqliteConnection,
+        r: &R,
+        nibble: u8,
+    ) -> Result<Planned, SmError> {
+        let (meter, request, floor) = r.parts();
+        let (token, key, credit_units) = if request.uses_key() {
+            let key = self.keys.get(sm, conn, meter).await?;
+            let (token, credit_units) = self
+                .checked_token(conn, &key, meter, request, floor, nibble)
+                .await?;
+            key.generator.check(meter)?;
+            (token, Some(key), credit_units)
+        } else {
+            let token = request.token(RandomNumber::default(), TokenIdentifier::from_raw(0)?);
+            (token, None, None)
+        };
+        Ok(Planned {
+            block: token.to_block()?,
+            token,
+            meter: *meter,
+            key,
+            credit_units,
+            audit_sequence: 0,
+            audit_record: 0,
+        })
+    }
+
     /// Applies the key's attributes to a token request and assigns its TID; counts its
     /// credit and its TID in the batch.
     async fn checked_token(

@@ -157,9 +157,19 @@ impl TidLedger {
         self.undo.reserve(tokens);
     }
 
+    /// Where the TIDs assigned from now on begin, for [`TidLedger::rollback_to`].
+    pub(super) fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
     /// Undoes the TIDs of a batch that did not commit.
     pub(super) fn rollback(&mut self) {
-        for (key, replaced) in self.undo.drain(..).rev() {
+        self.rollback_to(0);
+    }
+
+    /// Undoes the TIDs assigned since `mark` (a batch of a group that was refused).
+    pub(super) fn rollback_to(&mut self, mark: usize) {
+        for (key, replaced) in self.undo.drain(mark.min(self.undo.len())..).rev() {
             match replaced {
                 Some(tid) => {
                     self.last.insert(key, tid);

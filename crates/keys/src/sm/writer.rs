@@ -121,6 +121,16 @@ impl SecurityModule {
             stale: false,
         }
     }
+
+    /// The writer if no batch has it now.
+    pub(super) fn try_turn(&self) -> Option<Turn<'_>> {
+        Some(Turn {
+            writer: self.writer.try_lock().ok()?,
+            open: false,
+            optimistic: false,
+            stale: false,
+        })
+    }
 }
 
 impl Turn<'_> {
