@@ -73,6 +73,25 @@ async fn records(w: &World) -> HashMap<(u64, u32), sts_keys::audit::TokenRecord>
     out
 }
 
+/// Runs `f` while another connection holds the store's write lock for its first 100 ms: the
+/// first batch `f` starts waits for the lock, so that the batches started with it queue
+/// behind it whatever the timing.
+async fn while_locked<F: Future>(w: &World, f: F) -> F::Output {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", w.sm_path().display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (out, ()) = tokio::join!(f, async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    });
+    conn.close().await.unwrap();
+    out
+}
+
 /// 200 callers issue one token each at once (40 meters, 5 tokens each): every token is
 /// issued, decodes for its meter, has its own TID and its own audit record, and the 200
 /// tokens took far fewer commits than 200.
@@ -134,12 +153,15 @@ async fn a_refused_batch_leaves_its_group() {
     let a = [(m1, credit(10)), (m1, credit(10))];
     let b = [(m2, credit(5)), (m1, credit(990))];
     let c = [(m2, credit(7)), (m1, credit(3))];
-    let (first, a, b, c) = tokio::join!(
-        w.sm.issue_many(&first),
-        w.sm.issue_many(&a),
-        w.sm.issue_many(&b),
-        w.sm.issue_many(&c),
-    );
+    let (first, a, b, c) = while_locked(&w, async {
+        tokio::join!(
+            w.sm.issue_many(&first),
+            w.sm.issue_many(&a),
+            w.sm.issue_many(&b),
+            w.sm.issue_many(&c),
+        )
+    })
+    .await;
     let (first, a, c) = (first.unwrap(), a.unwrap(), c.unwrap());
     match b {
         Err(SmError::CreditLimitExceeded {
@@ -168,7 +190,7 @@ async fn a_refused_batch_leaves_its_group() {
     assert!(w.sm.verify_audit().await.is_ok());
 }
 
-/// A group whose every batch is refused writes nothing.
+/// A group whose every batch is refused (or empty) writes nothing.
 #[tokio::test]
 async fn a_group_of_refused_batches_writes_nothing() {
     let w = loaded_world(CreditLimit::new(2_100)).await;
@@ -178,12 +200,17 @@ async fn a_group_of_refused_batches_writes_nothing() {
     let m = unique_meter(&w, 7);
     let mut unknown = m;
     unknown.key_revision = 9.try_into().unwrap();
-    let (first, a, b) = tokio::join!(
-        w.sm.issue_many(&first),
-        w.sm.issue(&m, credit(101)),
-        w.sm.issue(&unknown, credit(1)),
-    );
+    let (first, a, b, empty) = while_locked(&w, async {
+        tokio::join!(
+            w.sm.issue_many(&first),
+            w.sm.issue(&m, credit(101)),
+            w.sm.issue(&unknown, credit(1)),
+            w.sm.issue_many(&[]),
+        )
+    })
+    .await;
     first.unwrap();
+    assert!(empty.unwrap().is_empty());
     assert!(
         matches!(a, Err(SmError::CreditLimitExceeded { .. })),
         "{a:?}"
@@ -195,6 +222,9 @@ async fn a_group_of_refused_batches_writes_nothing() {
     assert_eq!(tid(&next), tid_now(&w) + 1);
     assert_eq!(w.sm.audit_log().await.unwrap().len(), entries + 1);
     assert_eq!(w.sm.keys().await.unwrap()[0].credit_issued, 2_001);
+    // An empty batch alone issues and writes nothing either.
+    assert!(w.sm.issue_many(&[]).await.unwrap().is_empty());
+    assert_eq!(w.sm.audit_log().await.unwrap().len(), entries + 1);
 }
 
 /// Polls `f` at most `polls` times: none when it did not finish then (it is dropped).
@@ -331,11 +361,15 @@ async fn a_failed_group_fails_each_batch() {
     let entries = w.sm.audit_log().await.unwrap().len();
     let first: Vec<_> = (0..100).map(|n| (m(n), credit(1))).collect();
     let (m3, m4) = (m(3), m(4));
-    let (first, a, b) = tokio::join!(
-        w.sm.issue_many(&first),
-        w.sm.issue(&m3, credit(1)),
-        w.sm.issue(&m4, credit(1)),
-    );
+    let (first, a, b) = while_locked(&w, async {
+        tokio::join!(
+            w.sm.issue_many(&first),
+            w.sm.issue(&m3, credit(1)),
+            w.sm.issue(&m4, credit(1)),
+        )
+    })
+    .await;
+    // The first batch failed alone; the two tokens queued behind it failed as a group.
     assert!(
         matches!(first, Err(SmError::Store(sts_keys::StoreError::Corrupt(_)))),
         "{first:?}"

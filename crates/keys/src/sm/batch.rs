@@ -33,6 +33,16 @@ pub(super) struct BatchKeys {
 }
 
 impl BatchKeys {
+    /// The key for the meter's SGC, key type and KRN, if the batch has read it.
+    pub(super) fn cached(&self, meter: &MeterDescription) -> Option<Arc<CachedKey>> {
+        let vkt = VendingKeyType::for_decoder_key_type(meter.key_type)?;
+        let slot = (meter.supply_group.get(), vkt, meter.key_revision.get());
+        self.held
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, key)| Arc::clone(key))
+    }
+
     /// The key for the meter's SGC, key type and KRN.
     pub(super) async fn get(
         &mut self,
@@ -40,11 +50,8 @@ impl BatchKeys {
         conn: &mut SqliteConnection,
         meter: &MeterDescription,
     ) -> Result<Arc<CachedKey>, SmError> {
-        if let Some(vkt) = VendingKeyType::for_decoder_key_type(meter.key_type) {
-            let slot = (meter.supply_group.get(), vkt, meter.key_revision.get());
-            if let Some((_, key)) = self.held.iter().find(|(s, _)| *s == slot) {
-                return Ok(Arc::clone(key));
-            }
+        if let Some(key) = self.cached(meter) {
+            return Ok(key);
         }
         let key = sm
             .key_for(conn, meter.supply_group, meter.key_type, meter.key_revision)
@@ -110,6 +117,21 @@ impl Credits {
             }
         };
         Ok(&mut self.slots[at].1)
+    }
+
+    /// True when the batch has read the key's credit total.
+    pub(super) fn has(&self, a: &KeyAttributes) -> bool {
+        let slot = super::slot(a);
+        self.slots.iter().any(|(s, _)| *s == slot)
+    }
+
+    /// The credit issued so far under the key, if the batch has read it.
+    pub(super) fn cached(&mut self, a: &KeyAttributes) -> Option<&mut Credit> {
+        let slot = super::slot(a);
+        self.slots
+            .iter_mut()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, credit)| credit)
     }
 
     /// The totals with the batch's credit: what the store holds once the batch commits.

@@ -353,6 +353,10 @@ impl SecurityModule {
         let mut planned = Vec::with_capacity(tokens);
         let mut outcomes: Vec<Option<SmError>> = Vec::with_capacity(batches.len());
         let mut nibbles = nibbles.iter();
+        // A lone batch records each token as it is planned, while it is in cache: should it
+        // be refused, nothing commits. In a group, a batch's tokens are recorded once the
+        // whole batch is planned.
+        let inline = batches.len() == 1;
         for batch in batches {
             let mark = group.mark();
             let first = planned.len();
@@ -362,15 +366,27 @@ impl SecurityModule {
                     // Keep the nibbles in step with the requests.
                     continue;
                 }
-                match group.plan(self, conn, r, nibble).await {
-                    Ok(p) => planned.push(p),
+                let (meter, request, _) = r.parts();
+                if !group.has_what_it_needs(meter, request)
+                    && let Err(e) = group.load(self, conn, meter, request).await
+                {
+                    refused = Some(e);
+                    continue;
+                }
+                match group.plan(r, nibble) {
+                    Ok(mut p) => {
+                        if inline {
+                            (p.audit_sequence, p.audit_record) = audit.token(&p.record());
+                        }
+                        planned.push(p);
+                    }
                     Err(e) => refused = Some(e),
                 }
             }
             if refused.is_some() {
                 planned.truncate(first);
                 group.undo(mark);
-            } else {
+            } else if !inline {
                 for p in &mut planned[first..] {
                     (p.audit_sequence, p.audit_record) = audit.token(&p.record());
                 }
@@ -378,11 +394,11 @@ impl SecurityModule {
             outcomes.push(refused);
         }
         if planned.is_empty() {
-            // Every batch refused: nothing to commit.
+            // Every batch refused or empty: nothing to commit.
             turn.rollback().await;
             return Ok(outcomes
                 .into_iter()
-                .map(|e| Err(e.unwrap_or_else(|| StoreError::Corrupt("no outcome".into()).into())))
+                .map(|refused| refused.map_or(Ok(Vec::new()), Err))
                 .collect());
         }
         let TokenBatch { credits, .. } = group;
@@ -400,22 +416,18 @@ impl SecurityModule {
             let early = poll_once(commit.as_mut()).await;
             let helper = (planned.len() >= PARALLEL_SEAL).then(|| {
                 let second = planned.split_off(planned.len() / 2);
-                let (count, id) = (second.len(), self.id.clone());
-                (
-                    count,
-                    tokio::task::spawn_blocking(move || Planned::seal_all(second, &id)),
-                )
+                let id = self.id.clone();
+                tokio::task::spawn_blocking(move || Planned::seal_all(second, &id))
             });
             let mut sealed = Planned::seal_all(planned, &self.id);
-            if let Some((count, helper)) = helper {
+            if let Some(helper) = helper {
                 let second = helper.await.unwrap_or_else(|_| {
-                    (0..count)
-                        .map(|_| {
-                            Err(StoreError::Corrupt("the encryption thread failed".into()).into())
-                        })
-                        .collect()
+                    Err(StoreError::Corrupt("the encryption thread failed".into()).into())
                 });
-                sealed.extend(second);
+                sealed = sealed.and_then(|mut first| {
+                    first.extend(second?);
+                    Ok(first)
+                });
             }
             let committed = match early {
                 Some(done) => done,
@@ -433,18 +445,48 @@ impl SecurityModule {
         }
         known_credits.commit(start, head, credits.totals());
         // Each batch's tokens, in order. An encryption failure is not expected: every failure
-        // was checked for above. Its batch is recorded, its tokens are not delivered - never
+        // was checked for above. Its group is recorded, its tokens are not delivered - never
         // the other way round.
-        let mut sealed = sealed.into_iter();
-        Ok(batches
-            .iter()
-            .zip(outcomes)
-            .map(|(batch, refused)| match refused {
-                Some(e) => Err(e),
-                None => sealed.by_ref().take(batch.len()).collect(),
-            })
-            .collect())
+        Ok(split_sealed(sealed, batches, outcomes))
     }
+}
+
+/// The tokens of a group's sealed batches, each batch's in its place; the refused keep
+/// their refusal.
+fn split_sealed<R>(
+    sealed: Result<Vec<IssuedToken>, SmError>,
+    batches: &[&[R]],
+    refusals: Vec<Option<SmError>>,
+) -> Outcomes {
+    let mut sealed = match sealed {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            let mut e = Some(e);
+            return refusals
+                .into_iter()
+                .map(|refused| {
+                    Err(refused.or_else(|| e.take()).unwrap_or_else(|| {
+                        StoreError::Corrupt(
+                            "a token of this batch's group could not be encrypted after the commit"
+                                .into(),
+                        )
+                        .into()
+                    }))
+                })
+                .collect();
+        }
+    };
+    let mut out: Outcomes = Vec::with_capacity(batches.len());
+    // From the last batch back, so that the first (often the only one) keeps the vector.
+    for (batch, refused) in batches.iter().zip(refusals).rev() {
+        out.push(match refused {
+            Some(e) => Err(e),
+            None if out.len() + 1 == batches.len() => Ok(std::mem::take(&mut sealed)),
+            None => Ok(sealed.split_off(sealed.len().saturating_sub(batch.len()))),
+        });
+    }
+    out.reverse();
+    out
 }
 
 /// Polls `future` once: its output if it is ready, else none (it has started).
@@ -492,7 +534,7 @@ impl Planned {
     fn seal_all(
         planned: Vec<Self>,
         security_module: &SecurityModuleId,
-    ) -> Vec<Result<IssuedToken, SmError>> {
+    ) -> Result<Vec<IssuedToken>, SmError> {
         planned
             .into_iter()
             .map(|p| p.seal(security_module))
@@ -545,20 +587,45 @@ impl TokenBatch<'_> {
         self.credits = mark.credits;
     }
 
-    /// Checks a request and plans its token (not yet recorded in the audit).
-    async fn plan<R: Request>(
+    /// Reads what the request needs from the store and the batch has not read yet: its
+    /// vending key and, for credit, the key's credit total. False when there was nothing to
+    /// read; most tokens of a batch find both.
+    fn has_what_it_needs(&self, meter: &MeterDescription, request: TokenRequest) -> bool {
+        if !request.uses_key() {
+            return true;
+        }
+        match self.keys.cached(meter) {
+            Some(key) => request.credit_units().is_none() || self.credits.has(&key.attributes),
+            None => false,
+        }
+    }
+
+    /// Reads the vending key for the request and, for credit, the key's credit total.
+    async fn load(
         &mut self,
         sm: &SecurityModule,
         conn: &mut sqlx::SqliteConnection,
-        r: &R,
-        nibble: u8,
-    ) -> Result<Planned, SmError> {
+        meter: &MeterDescription,
+        request: TokenRequest,
+    ) -> Result<(), SmError> {
+        let key = self.keys.get(sm, conn, meter).await?;
+        if request.credit_units().is_some() {
+            self.credits
+                .get(conn, self.known_credits, &key.attributes)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Checks a request and plans its token (not yet recorded in the audit), once
+    /// [`TokenBatch::load`] has read what it needs.
+    fn plan<R: Request>(&mut self, r: &R, nibble: u8) -> Result<Planned, SmError> {
         let (meter, request, floor) = r.parts();
         let (token, key, credit_units) = if request.uses_key() {
-            let key = self.keys.get(sm, conn, meter).await?;
-            let (token, credit_units) = self
-                .checked_token(conn, &key, meter, request, floor, nibble)
-                .await?;
+            let key = self.keys.cached(meter).ok_or_else(|| {
+                StoreError::Corrupt("a vending key the batch read is gone".into())
+            })?;
+            let (token, credit_units) = self.checked_token(&key, meter, request, floor, nibble)?;
             key.generator.check(meter)?;
             (token, Some(key), credit_units)
         } else {
@@ -578,9 +645,8 @@ impl TokenBatch<'_> {
 
     /// Applies the key's attributes to a token request and assigns its TID; counts its
     /// credit and its TID in the batch.
-    async fn checked_token(
+    fn checked_token(
         &mut self,
-        tx: &mut sqlx::SqliteConnection,
         key: &CachedKey,
         meter: &MeterDescription,
         request: TokenRequest,
@@ -595,7 +661,9 @@ impl TokenBatch<'_> {
             return Err(SmError::DefaultKeyCredit);
         }
         if let Some(requested) = credit {
-            let issued = self.credits.get(tx, self.known_credits, a).await?;
+            let issued = self.credits.cached(a).ok_or_else(|| {
+                StoreError::Corrupt("a credit total the batch read is gone".into())
+            })?;
             let limit = a.credit_limit.get();
             match issued.total.checked_add(requested) {
                 Some(total) if total <= limit => {
