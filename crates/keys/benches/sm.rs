@@ -4,7 +4,8 @@
 //! The SM adds the attribute checks, the TID and credit bookkeeping and the audit record, all
 //! committed to SQLite with `synchronous = FULL` (one fsync per commit); the vending keys are
 //! unwrapped once and cached. `issue` commits each token when it is called alone, and shares
-//! commits when callers run concurrently (64 or 1,000 tasks, a token each); `issue_many`
+//! commits when callers run concurrently (64 tasks calling it 20 times each, or 1,000 tasks
+//! 5 times each, every task for its own meter); `issue_many`
 //! commits a batch: 100 tokens for one meter, and 1,000 or 10,000 tokens for as many meters.
 //! `issue_key_change_many` commits 10,000 key change sets (DKGA02, default to unique key: two
 //! tokens each) per batch.
@@ -180,17 +181,21 @@ fn benches(c: &mut Criterion) {
             .collect()
     };
     let (thousand, ten_thousand) = (distinct(1000), distinct(10_000));
-    // `callers` tasks at once, each issuing one token (for its own meter) with `issue`: the
-    // module groups their batches into shared commits.
-    let concurrent = |callers: usize| {
+    // `callers` tasks at once, each issuing `each` tokens for its own meter with `issue`, one
+    // call after the other: the module groups the calls that wait into shared commits.
+    let concurrent = |callers: usize, each: usize| {
         rt.block_on(async {
             let mut set = tokio::task::JoinSet::new();
             for (m, r) in &thousand[..callers] {
                 let (sm, m, r) = (Arc::clone(&sm), *m, *r);
-                set.spawn(async move { sm.issue(&m, r).await.unwrap() });
+                set.spawn(async move {
+                    for _ in 0..each {
+                        black_box(sm.issue(&m, r).await.unwrap());
+                    }
+                });
             }
             while let Some(done) = set.join_next().await {
-                black_box(done.unwrap());
+                done.unwrap();
             }
         })
     };
@@ -249,14 +254,14 @@ fn benches(c: &mut Criterion) {
             }),
         ),
         (
-            "SM issue, 64 concurrent callers",
-            64,
-            Box::new(|| concurrent(64)),
+            "SM issue, 64 callers at once",
+            64 * 20,
+            Box::new(|| concurrent(64, 20)),
         ),
         (
-            "SM issue, 1,000 concurrent callers",
-            1000,
-            Box::new(|| concurrent(1000)),
+            "SM issue, 1,000 callers at once",
+            1000 * 5,
+            Box::new(|| concurrent(1000, 5)),
         ),
         (
             "SM issue_many, 100 for one meter",
