@@ -216,6 +216,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("sm_issue_credit_token", |b| {
         b.iter(|| rt.block_on(sm.issue(black_box(&one), request())).unwrap())
     });
+    g.throughput(Throughput::Elements(1000 * 5));
+    g.bench_function("sm_issue_1000_callers_5_each", |b| {
+        b.iter(|| concurrent(1000, 5))
+    });
     g.throughput(Throughput::Elements(100));
     g.bench_function("sm_issue_many_100_one_meter", |b| {
         b.iter(|| rt.block_on(sm.issue_many(black_box(&one_meter))).unwrap())

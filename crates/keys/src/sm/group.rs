@@ -149,10 +149,12 @@ impl SecurityModule {
         &self,
         requests: &[R],
     ) -> Result<Vec<IssuedToken>, SmError> {
+        // The work of a batch or a group is a large future (about 3 KB, most of it the store
+        // calls'): boxed, so that a caller's own future stays small to move and to spawn.
         if let Some(mut turn) = self.try_turn() {
             if self.queue.is_empty() {
                 let committing = AtomicBool::new(false);
-                return self.issue_alone(&mut turn, requests, &committing).await;
+                return Box::pin(self.issue_alone(&mut turn, requests, &committing)).await;
             }
             drop(turn);
         }
@@ -178,7 +180,7 @@ impl SecurityModule {
                         drop(turn);
                         tokio::task::yield_now().await;
                     } else {
-                        self.lead(turn, members).await;
+                        Box::pin(self.lead(turn, members)).await;
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! STA substitution and permutation tables, decimal, index 0 first (`shared/spec/sta-tables.txt`).
 //!
-//! S1/S2 substitute one 4-bit nibble; P moves input bit i to output bit P[i] (bit 0 = least
+//! S1/S2 substitute one 4-bit nibble; P moves input bit i to output bit `P[i]` (bit 0 = least
 //! significant). The production tables are those published in public open-source STS
 //! implementations; every STS 531 EA07 conformance token reproduces with them. The sample tables
 //! are the IEC 62055-41 document's own, used only for its worked example.
