@@ -9,34 +9,15 @@ mod fixture;
 
 use std::{collections::HashMap, sync::Arc};
 
-use fixture::{World, attributes, meter, meter_cipher, world};
+use fixture::{World, attributes, credit, meter_cipher, tid_now, unique_meter, world};
 use sts_core::{
-    EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType, MeterDescription, MeterPan, Service,
-    TidError, TokenIdentifier, TransferAmount, UtcMinute, decode, token::MeterTestFormat,
+    KeyDerivationAlgorithm, MeterPan, TidError, TokenIdentifier, UtcMinute, decode,
+    token::MeterTestFormat,
 };
 use sts_keys::{
-    Clock, KdfCost, Passphrase, SecurityModule, SecurityModuleId, SmError, TokenRequest,
-    VendingKeyType, audit::BatchRecords,
+    KdfCost, Passphrase, SecurityModule, SecurityModuleId, SmError, TokenRequest, VendingKeyType,
+    audit::BatchRecords,
 };
-
-fn credit(tenths: u32) -> TokenRequest {
-    TokenRequest::TransferCredit {
-        service: Service::Electricity,
-        amount: TransferAmount::from_value_ceil(tenths).unwrap(),
-    }
-}
-
-fn unique_meter(w: &World, n: u64) -> MeterDescription {
-    let mut m = meter(
-        w.sgc,
-        KeyType::Unique,
-        KeyDerivationAlgorithm::Dkga02,
-        EncryptionAlgorithm::Sta,
-        1,
-    );
-    m.pan = MeterPan::from_drn(&format!("{n:011}")).unwrap();
-    m
-}
 
 async fn loaded_world() -> World {
     let w = world().await;
@@ -48,12 +29,6 @@ async fn loaded_world() -> World {
     ))
     .await;
     w
-}
-
-fn tid_now(w: &World) -> u32 {
-    TokenIdentifier::issue(w.clock.now(), sts_core::BaseDate::Y2014)
-        .unwrap()
-        .get()
 }
 
 #[tokio::test]

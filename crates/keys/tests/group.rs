@@ -9,33 +9,11 @@ mod fixture;
 
 use std::{collections::HashMap, sync::Arc};
 
-use fixture::{World, attributes, meter, meter_cipher, world};
-use sts_core::{
-    EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType, MeterDescription, MeterPan, Service,
-    TokenIdentifier, TransferAmount, decode,
-};
+use fixture::{World, attributes, credit, meter_cipher, tid_now, unique_meter, world};
+use sts_core::{KeyDerivationAlgorithm, MeterPan, decode};
 use sts_keys::{
-    Clock, CreditLimit, IssuedToken, SmError, TokenRequest, VendingKeyType, audit::BatchRecords,
+    CreditLimit, IssuedToken, SmError, TokenRequest, VendingKeyType, audit::BatchRecords,
 };
-
-fn credit(units: u32) -> TokenRequest {
-    TokenRequest::TransferCredit {
-        service: Service::Electricity,
-        amount: TransferAmount::from_value_ceil(units).unwrap(),
-    }
-}
-
-fn unique_meter(w: &World, n: u64) -> MeterDescription {
-    let mut m = meter(
-        w.sgc,
-        KeyType::Unique,
-        KeyDerivationAlgorithm::Dkga02,
-        EncryptionAlgorithm::Sta,
-        1,
-    );
-    m.pan = MeterPan::from_drn(&format!("{n:011}")).unwrap();
-    m
-}
 
 async fn loaded_world(limit: CreditLimit) -> World {
     let w = world().await;
@@ -48,12 +26,6 @@ async fn loaded_world(limit: CreditLimit) -> World {
     a.credit_limit = limit;
     w.load_key(&a).await;
     w
-}
-
-fn tid_now(w: &World) -> u32 {
-    TokenIdentifier::issue(w.clock.now(), sts_core::BaseDate::Y2014)
-        .unwrap()
-        .get()
 }
 
 fn tid(t: &IssuedToken) -> u32 {

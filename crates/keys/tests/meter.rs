@@ -8,20 +8,13 @@
 #[path = "support/fixture.rs"]
 mod fixture;
 
-use fixture::{attributes, meter, meter_cipher, world};
+use fixture::{attributes, credit, meter, meter_cipher, world};
 use sts_core::{
     EncryptionAlgorithm, KeyDerivationAlgorithm, KeyExpiryNumber, KeyType, MeterDescription,
     MeterPan, Register, Service, TransferAmount, decode, derive_decoder_key,
 };
 use sts_keys::{KeyChangeRequest, SmError, TokenRequest, VendingKeyType, audit::BatchRecords};
 use sts_meter::{Applied, KeyAttributes, Meter, MeterConfig, Status};
-
-fn credit(tenths: u32) -> TokenRequest {
-    TokenRequest::TransferCredit {
-        service: Service::Electricity,
-        amount: TransferAmount::from_value_ceil(tenths).unwrap(),
-    }
-}
 
 fn new_meter(description: &MeterDescription, key: &sts_core::VendingKey) -> Meter {
     Meter::new(

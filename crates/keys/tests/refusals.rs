@@ -7,10 +7,8 @@
 #[path = "support/fixture.rs"]
 mod fixture;
 
-use fixture::{World, attributes, meter, minute, world};
-use sts_core::{
-    EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType, Service, TokenNumber, TransferAmount,
-};
+use fixture::{World, attributes, credit, meter, minute, world};
+use sts_core::{EncryptionAlgorithm, KeyDerivationAlgorithm, KeyType, Service, TokenNumber};
 use sts_keys::{
     CreditLimit, KdfCost, KeyloadError, Kmc, KmcError, Passphrase, SecurityModule,
     SecurityModuleId, SmError, TokenRequest, VendingKeyType,
@@ -30,13 +28,6 @@ async fn snapshot(w: &World) -> String {
         w.sm.keys().await.unwrap(),
         w.sm.audit_log().await.unwrap(),
     )
-}
-
-fn credit(tenths: u32) -> TokenRequest {
-    TokenRequest::TransferCredit {
-        service: Service::Electricity,
-        amount: TransferAmount::from_value_ceil(tenths).unwrap(),
-    }
 }
 
 fn unique_meter(w: &World, krn: u8) -> sts_core::MeterDescription {

@@ -6,11 +6,12 @@ use std::{path::PathBuf, sync::Arc};
 
 use sts_core::{
     BaseDate, EncryptionAlgorithm, KeyDerivationAlgorithm, KeyExpiryNumber, KeyType,
-    MeterDescription, SupplyGroupCode, TokenCipher, UtcMinute, VendingKey,
+    MeterDescription, MeterPan, Service, SupplyGroupCode, TokenCipher, TokenIdentifier,
+    TransferAmount, UtcMinute, VendingKey,
 };
 use sts_keys::{
-    CreditLimit, KdfCost, KeyAttributes, KeyId, Kmc, ManualClock, OwnerId, Passphrase,
-    RecipientSecret, SecurityModule, SecurityModuleId, VendingKeyType, keyload,
+    Clock, CreditLimit, KdfCost, KeyAttributes, KeyId, Kmc, ManualClock, OwnerId, Passphrase,
+    RecipientSecret, SecurityModule, SecurityModuleId, TokenRequest, VendingKeyType, keyload,
 };
 
 pub const KMC_PASS: &str = "kmc passphrase for tests";
@@ -178,4 +179,32 @@ pub fn meter(
 pub fn meter_cipher(key: &VendingKey, meter: &MeterDescription) -> TokenCipher {
     let dk = sts_core::derive_decoder_key(key, meter).unwrap();
     TokenCipher::new(meter.algorithm, &dk).unwrap()
+}
+
+/// A credit token request of `tenths` (of the service unit).
+pub fn credit(tenths: u32) -> TokenRequest {
+    TokenRequest::TransferCredit {
+        service: Service::Electricity,
+        amount: TransferAmount::from_value_ceil(tenths).unwrap(),
+    }
+}
+
+/// Meter `n` on the world's VUDK revision 1 (DKGA02, EA07), its PAN made from `n`.
+pub fn unique_meter(w: &World, n: u64) -> MeterDescription {
+    let mut m = meter(
+        w.sgc,
+        KeyType::Unique,
+        KeyDerivationAlgorithm::Dkga02,
+        EncryptionAlgorithm::Sta,
+        1,
+    );
+    m.pan = MeterPan::from_drn(&format!("{n:011}")).unwrap();
+    m
+}
+
+/// The TID of the world clock's current minute (base date 2014).
+pub fn tid_now(w: &World) -> u32 {
+    TokenIdentifier::issue(w.clock.now(), BaseDate::Y2014)
+        .unwrap()
+        .get()
 }
