@@ -9,6 +9,8 @@ mod fixture;
 
 use std::{collections::HashMap, sync::Arc};
 
+use proptest::strategy::Strategy;
+
 use fixture::{World, attributes, credit, meter_cipher, tid_now, unique_meter, world};
 use sts_core::{KeyDerivationAlgorithm, MeterPan, decode};
 use sts_keys::{
@@ -356,4 +358,154 @@ async fn a_failed_group_fails_each_batch() {
         }
     }
     assert_eq!(w.sm.audit_log().await.unwrap().len(), entries);
+}
+
+/// A request of the model test: credit for one of four meters, or a token for a meter whose
+/// key revision the module does not hold.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    Credit { meter: u64, units: u32 },
+    NoKey { meter: u64 },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Tids(Vec<u32>),
+    CreditLimit,
+    NoKey,
+}
+
+/// What the batches must give when they are issued one after the other, in queue order.
+fn model(batches: &[Vec<Asked>], limit: u64, now: u32) -> (Vec<Outcome>, u64) {
+    let mut total = 0u64;
+    let mut last: HashMap<u64, u32> = HashMap::new();
+    let outcomes = batches
+        .iter()
+        .map(|batch| {
+            let mut running = total;
+            for asked in batch {
+                match *asked {
+                    Asked::NoKey { .. } => return Outcome::NoKey,
+                    Asked::Credit { units, .. } if running + u64::from(units) > limit => {
+                        return Outcome::CreditLimit;
+                    }
+                    Asked::Credit { units, .. } => running += u64::from(units),
+                }
+            }
+            total = running;
+            Outcome::Tids(
+                batch
+                    .iter()
+                    .map(|asked| {
+                        let Asked::Credit { meter, .. } = *asked else {
+                            unreachable!("refused above")
+                        };
+                        let tid = last.get(&meter).map_or(now, |l| (l + 1).max(now));
+                        last.insert(meter, tid);
+                        tid
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    (outcomes, total)
+}
+
+/// Batches queued behind a first one and issued as a group give what they would give one
+/// after the other: the same refusals, the same TIDs, the same credit total; the accepted
+/// ones share one audit entry.
+fn group_matches_model(batches: Vec<Vec<Asked>>) {
+    const LIMIT: u64 = 100;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let w = Arc::new(loaded_world(CreditLimit::new(LIMIT)).await);
+        let (expected, total) = model(&batches, LIMIT, tid_now(&w));
+        let requests: Vec<Vec<_>> = batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|asked| match *asked {
+                        Asked::Credit { meter, units } => (unique_meter(&w, meter), credit(units)),
+                        Asked::NoKey { meter } => {
+                            let mut m = unique_meter(&w, meter);
+                            m.key_revision = 9.try_into().unwrap();
+                            (m, credit(1))
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let got = while_locked(&w, async {
+            let mut tasks = tokio::task::JoinSet::new();
+            // The first batch waits for the store's lock; the others queue behind it, in
+            // the order they are spawned.
+            let blocker: Vec<_> = (100..110)
+                .map(|n| (unique_meter(&w, n), test_token()))
+                .collect();
+            let sm_world = Arc::clone(&w);
+            tasks.spawn(async move { (usize::MAX, sm_world.sm.issue_many(&blocker).await) });
+            for (i, batch) in requests.into_iter().enumerate() {
+                let w = Arc::clone(&w);
+                tasks.spawn(async move { (i, w.sm.issue_many(&batch).await) });
+            }
+            let mut got: Vec<_> = tasks.join_all().await;
+            got.sort_by_key(|(i, _)| *i);
+            got
+        })
+        .await;
+        let mut entries = Vec::new();
+        for ((i, result), expected) in got.iter().zip(&expected) {
+            let outcome = match result {
+                Ok(tokens) => {
+                    entries.extend(tokens.iter().map(|t| t.audit_sequence));
+                    Outcome::Tids(tokens.iter().map(tid).collect())
+                }
+                Err(SmError::CreditLimitExceeded { .. }) => Outcome::CreditLimit,
+                Err(SmError::NoKey { .. }) => Outcome::NoKey,
+                Err(e) => panic!("batch {i}: {e}"),
+            };
+            assert_eq!(&outcome, expected, "batch {i} of {batches:?}");
+        }
+        assert!(got.last().unwrap().1.is_ok(), "the first batch");
+        entries.dedup();
+        assert!(
+            entries.len() <= 1,
+            "the group took {} entries",
+            entries.len()
+        );
+        assert_eq!(w.sm.keys().await.unwrap()[0].credit_issued, total);
+        w.sm.verify_audit().await.unwrap();
+    });
+}
+
+fn test_token() -> TokenRequest {
+    TokenRequest::InitiateMeterTest {
+        format: sts_core::token::MeterTestFormat::Short,
+        control: 1,
+        manufacturer: 0,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn a_group_gives_what_its_batches_give_one_after_the_other(
+        batches in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::prop_oneof![
+                    6 => (0..4u64, 1..40u32).prop_map(|(meter, units)| Asked::Credit { meter, units }),
+                    1 => (0..4u64).prop_map(|meter| Asked::NoKey { meter }),
+                ],
+                0..4,
+            ),
+            1..7,
+        )
+    ) {
+        group_matches_model(batches);
+    }
 }
