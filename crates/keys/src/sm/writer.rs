@@ -14,6 +14,10 @@
 //! trip with other statements; [`Turn`] keeps track of it instead: a batch that fails rolls
 //! back, and a batch whose future is dropped mid-way closes the connection (SQLite rolls back
 //! an open transaction when its connection closes), so the next batch begins on a fresh one.
+//! A commit script already handed to the driver's worker thread still runs as the connection
+//! closes: such a batch may commit after its future is gone (its tokens recorded, none
+//! returned, as for a caller that goes away just after the commit). The next batch takes the
+//! write lock after it and reads the new head, since the dropped turn forgot the old one.
 //!
 //! Other writers (keyload imports, another process on the same store) take the write lock
 //! with `BEGIN IMMEDIATE` too, and append to the audit log: what is kept in memory here (the
@@ -250,8 +254,9 @@ impl Turn<'_> {
 
 impl Drop for Turn<'_> {
     /// A batch cut short (its future dropped) leaves its transaction open: closing the
-    /// connection rolls it back. Its TIDs are undone in the ledger either way (after a
-    /// commit there are none to undo).
+    /// connection rolls it back, unless its commit script had reached the driver (see the
+    /// module documentation). Its TIDs are undone in the ledger either way, and the head is
+    /// forgotten, so that the next batch reads what the store holds.
     fn drop(&mut self) {
         if let Some(ledger) = &mut self.writer.ledger {
             ledger.rollback();
