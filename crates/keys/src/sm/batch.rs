@@ -86,52 +86,51 @@ impl Credits {
         }
     }
 
-    /// The credit issued so far under the key.
-    pub(super) async fn get(
+    fn position(&self, a: &KeyAttributes) -> Option<usize> {
+        let slot = super::slot(a);
+        self.slots.iter().position(|(s, _)| *s == slot)
+    }
+
+    /// Reads the credit issued so far under the key, unless the batch has it: from memory
+    /// when it is known at the batch's head, else from the store.
+    pub(super) async fn load(
         &mut self,
         conn: &mut SqliteConnection,
         known: &CreditTotals,
         a: &KeyAttributes,
-    ) -> Result<&mut Credit, SmError> {
+    ) -> Result<(), SmError> {
+        if self.has(a) {
+            return Ok(());
+        }
         let slot = super::slot(a);
-        let at = match self.slots.iter().position(|(s, _)| *s == slot) {
-            Some(at) => at,
+        let total = match known.get(self.head, slot) {
+            Some(total) => total,
             None => {
-                let total = match known.get(self.head, slot) {
-                    Some(total) => total,
-                    None => {
-                        let issued: i64 = sqlx::query(
-                            "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
-                        )
-                        .bind(i64::from(a.supply_group.get()))
-                        .bind(a.key_type.abbreviation())
-                        .bind(a.key_revision.to_string())
-                        .fetch_one(&mut *conn)
-                        .await?
-                        .get(0);
-                        u64::try_from(issued).unwrap_or(0)
-                    }
-                };
-                self.slots.push((slot, Credit { total, added: 0 }));
-                self.slots.len() - 1
+                let issued: i64 = sqlx::query(
+                    "SELECT credit_issued FROM keys WHERE sgc = ? AND key_type = ? AND krn = ?",
+                )
+                .bind(i64::from(a.supply_group.get()))
+                .bind(a.key_type.abbreviation())
+                .bind(a.key_revision.to_string())
+                .fetch_one(&mut *conn)
+                .await?
+                .get(0);
+                u64::try_from(issued).unwrap_or(0)
             }
         };
-        Ok(&mut self.slots[at].1)
+        self.slots.push((slot, Credit { total, added: 0 }));
+        Ok(())
     }
 
     /// True when the batch has read the key's credit total.
     pub(super) fn has(&self, a: &KeyAttributes) -> bool {
-        let slot = super::slot(a);
-        self.slots.iter().any(|(s, _)| *s == slot)
+        self.position(a).is_some()
     }
 
     /// The credit issued so far under the key, if the batch has read it.
     pub(super) fn cached(&mut self, a: &KeyAttributes) -> Option<&mut Credit> {
-        let slot = super::slot(a);
-        self.slots
-            .iter_mut()
-            .find(|(s, _)| *s == slot)
-            .map(|(_, credit)| credit)
+        let at = self.position(a)?;
+        Some(&mut self.slots[at].1)
     }
 
     /// The totals with the batch's credit: what the store holds once the batch commits.

@@ -611,7 +611,7 @@ impl TokenBatch<'_> {
         let key = self.keys.get(sm, conn, meter).await?;
         if request.credit_units().is_some() {
             self.credits
-                .get(conn, self.known_credits, &key.attributes)
+                .load(conn, self.known_credits, &key.attributes)
                 .await?;
         }
         Ok(())

@@ -118,22 +118,23 @@ pub(super) struct Turn<'a> {
 impl SecurityModule {
     /// Waits for the writer (batches run one at a time).
     pub(super) async fn turn(&self) -> Turn<'_> {
-        Turn {
-            writer: self.writer.lock().await,
-            open: false,
-            optimistic: false,
-            stale: false,
-        }
+        Turn::new(self.writer.lock().await)
     }
 
     /// The writer if no batch has it now.
     pub(super) fn try_turn(&self) -> Option<Turn<'_>> {
-        Some(Turn {
-            writer: self.writer.try_lock().ok()?,
+        self.writer.try_lock().ok().map(Turn::new)
+    }
+}
+
+impl<'a> Turn<'a> {
+    fn new(writer: MutexGuard<'a, Writer>) -> Self {
+        Self {
+            writer,
             open: false,
             optimistic: false,
             stale: false,
-        })
+        }
     }
 }
 
