@@ -9,31 +9,19 @@ mod fixture;
 
 use std::{collections::HashMap, sync::Arc};
 
-use fixture::{World, attributes, credit, meter_cipher, tid_now, unique_meter, world};
+use fixture::{World, attributes, credit, loaded_world, meter_cipher, tid_now, unique_meter};
 use sts_core::{
     KeyDerivationAlgorithm, MeterPan, TidError, TokenIdentifier, UtcMinute, decode,
     token::MeterTestFormat,
 };
 use sts_keys::{
-    KdfCost, Passphrase, SecurityModule, SecurityModuleId, SmError, TokenRequest, VendingKeyType,
-    audit::BatchRecords,
+    CreditLimit, KdfCost, Passphrase, SecurityModule, SecurityModuleId, SmError, TokenRequest,
+    VendingKeyType, audit::BatchRecords,
 };
-
-async fn loaded_world() -> World {
-    let w = world().await;
-    w.load_key(&attributes(
-        w.sgc,
-        VendingKeyType::Unique,
-        KeyDerivationAlgorithm::Dkga02,
-        1,
-    ))
-    .await;
-    w
-}
 
 #[tokio::test]
 async fn a_thousand_meters_in_one_batch_get_their_own_successive_tids() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let id = w.kmc.keys().await.unwrap()[0].id;
     let key = w.read_key_independently(id).await;
     // 1,000 meters, the first 10 of them three times (interleaved with the others).
@@ -110,7 +98,7 @@ async fn a_thousand_meters_in_one_batch_get_their_own_successive_tids() {
 
 #[tokio::test]
 async fn a_refused_batch_writes_no_tid() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let (a, b) = (unique_meter(&w, 1), unique_meter(&w, 2));
     let mut unknown = unique_meter(&w, 3);
     unknown.key_revision = 9.try_into().unwrap();
@@ -130,7 +118,7 @@ async fn a_refused_batch_writes_no_tid() {
 
 #[tokio::test]
 async fn issue_many_after_a_floor() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let (a, b, c) = (
         unique_meter(&w, 1),
         unique_meter(&w, 2),
@@ -195,7 +183,7 @@ async fn issue_many_after_a_floor() {
 /// the last TID either issued and passes it as the floor.
 #[tokio::test]
 async fn two_security_modules_on_one_database_never_repeat_a_tid() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let second_id: SecurityModuleId = "SM-0002".parse().unwrap();
     let second = SecurityModule::create(
         &w.dir.path().join("sm2.sqlite"),
@@ -248,7 +236,7 @@ async fn two_security_modules_on_one_database_never_repeat_a_tid() {
 
 #[tokio::test]
 async fn a_batch_larger_than_one_audit_entry() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     // Class 1 tokens are cheap to make (no key): 65,537 of them take two entries.
     let m = unique_meter(&w, 1);
     let request = TokenRequest::InitiateMeterTest {
@@ -277,7 +265,7 @@ async fn a_batch_larger_than_one_audit_entry() {
 
 #[tokio::test]
 async fn time_moves_on_between_batches() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let m = unique_meter(&w, 1);
     let first =
         w.sm.issue_many(&[(m, credit(1)), (m, credit(1))])
@@ -311,7 +299,7 @@ fn tids(issued: &[sts_keys::IssuedToken]) -> Vec<u32> {
 /// the same minute, or after a burst of TIDs ahead of the clock, continues every meter's TIDs.
 #[tokio::test]
 async fn reopened_in_the_same_minute_and_after_a_burst() {
-    let mut w = loaded_world().await;
+    let mut w = loaded_world(CreditLimit::NONE).await;
     let now = tid_now(&w);
     let (a, b, c) = (
         unique_meter(&w, 1),
@@ -356,7 +344,7 @@ async fn reopened_in_the_same_minute_and_after_a_burst() {
 
 #[tokio::test]
 async fn a_clock_that_goes_back() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let (a, b) = (unique_meter(&w, 1), unique_meter(&w, 2));
     let at_noon = w.sm.issue(&a, credit(1)).await.unwrap();
     // Five minutes on, another meter: `a`'s TID is in the past and leaves the ledger.
@@ -386,7 +374,7 @@ async fn a_clock_that_goes_back() {
 /// tokens (the store's audit head moved) and continues after them.
 #[tokio::test]
 async fn two_processes_on_one_store() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let other = SecurityModule::open(&w.sm_path(), &Passphrase::new(fixture::SM_PASS).unwrap())
         .await
         .unwrap()
@@ -415,7 +403,7 @@ async fn two_processes_on_one_store() {
 /// the store's write lock, so it comes after any such commit: the log is read after it.
 #[tokio::test]
 async fn batches_cut_short_leave_the_store_consistent() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let meters: Vec<_> = (0..300).map(|n| unique_meter(&w, n)).collect();
     let batch: Vec<_> = meters.iter().map(|m| (*m, credit(1))).collect();
     let mut finished = 0;
@@ -459,7 +447,7 @@ async fn batches_cut_short_leave_the_store_consistent() {
 /// A keyload import while a batch is under way: both take the store's write lock in turn.
 #[tokio::test]
 async fn an_import_during_a_batch() {
-    let w = loaded_world().await;
+    let w = loaded_world(CreditLimit::NONE).await;
     let batch: Vec<_> = (0..2000)
         .map(|n| (unique_meter(&w, n), credit(1)))
         .collect();

@@ -11,24 +11,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use proptest::strategy::Strategy;
 
-use fixture::{World, attributes, credit, meter_cipher, tid_now, unique_meter, world};
-use sts_core::{KeyDerivationAlgorithm, MeterPan, decode};
-use sts_keys::{
-    CreditLimit, IssuedToken, SmError, TokenRequest, VendingKeyType, audit::BatchRecords,
-};
-
-async fn loaded_world(limit: CreditLimit) -> World {
-    let w = world().await;
-    let mut a = attributes(
-        w.sgc,
-        VendingKeyType::Unique,
-        KeyDerivationAlgorithm::Dkga02,
-        1,
-    );
-    a.credit_limit = limit;
-    w.load_key(&a).await;
-    w
-}
+use fixture::{World, credit, loaded_world, meter_cipher, tid_now, unique_meter};
+use sts_core::{MeterPan, decode};
+use sts_keys::{CreditLimit, IssuedToken, SmError, TokenRequest, audit::BatchRecords};
 
 fn tid(t: &IssuedToken) -> u32 {
     t.token.tid().unwrap().get()

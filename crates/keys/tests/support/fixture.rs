@@ -208,3 +208,18 @@ pub fn tid_now(w: &World) -> u32 {
         .unwrap()
         .get()
 }
+
+/// A world whose module holds the VUDK revision 1 (DKGA02) that [`unique_meter`]s use,
+/// under `limit`.
+pub async fn loaded_world(limit: CreditLimit) -> World {
+    let w = world().await;
+    let mut a = attributes(
+        w.sgc,
+        VendingKeyType::Unique,
+        KeyDerivationAlgorithm::Dkga02,
+        1,
+    );
+    a.credit_limit = limit;
+    w.load_key(&a).await;
+    w
+}
